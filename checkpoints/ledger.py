@@ -1,0 +1,149 @@
+"""The side-effect ledger: one row per (decision_id, step_id), the idempotency key.
+
+A row is written ``started`` (and committed) before a tool is called; the tool's domain
+writes and the row's outcome are committed together in one transaction, so a crash leaves
+either the outcome with its effect, or ``started`` with no effect at all. A resumed run that
+finds ``succeeded`` returns the recorded output instead of calling the tool again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+LedgerStatus = Literal["started", "succeeded", "failed", "compensated"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger (
+    decision_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    args TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('started', 'succeeded', 'failed', 'compensated')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    output TEXT,
+    output_hash TEXT,
+    changes TEXT,
+    error TEXT,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    PRIMARY KEY (decision_id, step_id)
+)
+"""
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One ledger row as read back."""
+
+    decision_id: str
+    step_id: str
+    tool: str
+    args: dict[str, Any]
+    status: LedgerStatus
+    attempts: int
+    output: Any
+    output_hash: str | None
+    changes: list[dict[str, Any]]
+    error: str | None
+    started_at: float
+    finished_at: float | None
+
+
+class Ledger:
+    """Reads and writes ledger rows on a connection whose transactions the caller owns."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def setup(self) -> None:
+        """Create the ledger table if missing."""
+        self.conn.execute(_SCHEMA)
+
+    def get(self, decision_id: str, step_id: str) -> LedgerRow | None:
+        """Return the row for the idempotency key, or ``None``."""
+        cur = self.conn.execute(
+            "SELECT decision_id, step_id, tool, args, status, attempts, output, output_hash,"
+            " changes, error, started_at, finished_at FROM ledger"
+            " WHERE decision_id = ? AND step_id = ?",
+            (decision_id, step_id),
+        )
+        row = cur.fetchone()
+        return None if row is None else _row(row)
+
+    def rows(self, decision_id: str) -> list[LedgerRow]:
+        """Return every row of one decision in the order the steps started."""
+        cur = self.conn.execute(
+            "SELECT decision_id, step_id, tool, args, status, attempts, output, output_hash,"
+            " changes, error, started_at, finished_at FROM ledger"
+            " WHERE decision_id = ? ORDER BY started_at, rowid",
+            (decision_id,),
+        )
+        return [_row(r) for r in cur.fetchall()]
+
+    def start(self, decision_id: str, step_id: str, tool: str, args: dict[str, Any]) -> None:
+        """Record (or re-record after a crash) that a call is about to be made."""
+        self.conn.execute(
+            "INSERT INTO ledger (decision_id, step_id, tool, args, status, started_at)"
+            " VALUES (?, ?, ?, ?, 'started', ?)"
+            " ON CONFLICT (decision_id, step_id) DO UPDATE SET status = 'started'"
+            " WHERE ledger.status = 'started'",
+            (decision_id, step_id, tool, json.dumps(args, sort_keys=True), time.time()),
+        )
+
+    def finish(
+        self,
+        decision_id: str,
+        step_id: str,
+        *,
+        status: Literal["succeeded", "failed"],
+        attempts: int,
+        output: Any = None,
+        output_hash: str | None = None,
+        changes: list[dict[str, Any]] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record a call's outcome (inside the transaction that holds its effects)."""
+        self.conn.execute(
+            "UPDATE ledger SET status = ?, attempts = ?, output = ?, output_hash = ?,"
+            " changes = ?, error = ?, finished_at = ? WHERE decision_id = ? AND step_id = ?",
+            (
+                status,
+                attempts,
+                json.dumps(output),
+                output_hash,
+                json.dumps(changes or []),
+                error,
+                time.time(),
+                decision_id,
+                step_id,
+            ),
+        )
+
+    def mark_compensated(self, decision_id: str, step_id: str) -> None:
+        """Record that a succeeded step's effects were undone."""
+        self.conn.execute(
+            "UPDATE ledger SET status = 'compensated' WHERE decision_id = ? AND step_id = ?"
+            " AND status = 'succeeded'",
+            (decision_id, step_id),
+        )
+
+
+def _row(r: tuple[Any, ...]) -> LedgerRow:
+    return LedgerRow(
+        decision_id=r[0],
+        step_id=r[1],
+        tool=r[2],
+        args=json.loads(r[3]),
+        status=r[4],
+        attempts=r[5],
+        output=None if r[6] is None else json.loads(r[6]),
+        output_hash=r[7],
+        changes=[] if r[8] is None else json.loads(r[8]),
+        error=r[9],
+        started_at=r[10],
+        finished_at=r[11],
+    )

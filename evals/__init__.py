@@ -1,0 +1,1 @@
+"""Offline evaluations of plan quality and safety."""

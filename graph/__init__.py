@@ -1,0 +1,1 @@
+"""planbound's flow: schemas, planners, nodes, routing, the graph builder and the CLI."""

@@ -1,0 +1,260 @@
+"""The execution engine: runs one step with its catalog timeout and retries, exactly once.
+
+The engine is the one owner of retries. A business refusal (:class:`~tools.catalog.ToolError`)
+is never retried; a timeout or a transient database error is, up to the tool's ``retries``.
+Each attempt runs in a transaction that holds the tool's domain writes and the ledger's
+outcome row together, so an attempt either happens completely or not at all.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from checkpoints.ledger import Ledger
+from graph.schemas import StepResult, canonical_json, content_hash
+from tools.catalog import CatalogEntry, ToolError
+from tools.retail.db import Change, RetailDB
+
+
+class ToolFailed(Exception):
+    """A step could not be run to an outcome (bad reference, missing approval).
+
+    Attributes:
+        step_id: The step.
+        reason: Why.
+    """
+
+    def __init__(self, step_id: str, reason: str) -> None:
+        super().__init__(f"step {step_id!r}: {reason}")
+        self.step_id = step_id
+        self.reason = reason
+
+
+class _Timeout(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class StepCall:
+    """Everything needed to run one step.
+
+    Attributes:
+        decision_id: The run's decision id (first half of the idempotency key).
+        step_id: The step id (second half).
+        entry: The catalog entry of the tool.
+        args: Arguments with references already resolved.
+    """
+
+    decision_id: str
+    step_id: str
+    entry: CatalogEntry
+    args: dict[str, Any]
+
+
+def resolve_refs(value: Any, outputs: Mapping[str, Any], step_id: str) -> Any:
+    """Replace ``$step.path`` references in ``value`` with earlier outputs.
+
+    Raises:
+        ToolFailed: when a reference does not resolve against the actual output.
+    """
+    if isinstance(value, str) and value.startswith("$"):
+        if value.startswith("$$"):
+            return value[1:]
+        head, *path = value[1:].split(".")
+        if head not in outputs:
+            raise ToolFailed(step_id, f"{value!r}: step {head!r} has no output")
+        current = outputs[head]
+        for i, part in enumerate(path):
+            where = ".".join([head, *path[: i + 1]])
+            if isinstance(current, Mapping) and part in current:
+                current = current[part]
+            elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+                current = current[int(part)]
+            else:
+                raise ToolFailed(step_id, f"{value!r}: the output has no {where!r}")
+        return current
+    if isinstance(value, list):
+        return [resolve_refs(v, outputs, step_id) for v in value]
+    if isinstance(value, dict):
+        return {k: resolve_refs(v, outputs, step_id) for k, v in value.items()}
+    return value
+
+
+def run_step(
+    call: StepCall,
+    conn: sqlite3.Connection,
+    lock: threading.RLock,
+    *,
+    inline_limit: int = 4096,
+    backoff_s: float = 0.1,
+) -> StepResult:
+    """Run one step exactly once and return its small result record.
+
+    If the ledger already holds an outcome for ``(decision_id, step_id)``, that outcome is
+    returned and the tool is not called again.
+    """
+    ledger = Ledger(conn)
+    spec = call.entry.spec
+    with lock:
+        done = ledger.get(call.decision_id, call.step_id)
+        if done is not None and done.status in ("succeeded", "failed", "compensated"):
+            return _result(
+                call, done.status != "failed", done.output, done.error, done.attempts, inline_limit
+            )
+        ledger.start(call.decision_id, call.step_id, spec.name, call.args)
+
+    attempts = 0
+    error: str | None = None
+    while attempts <= spec.retries:
+        attempts += 1
+        with lock:
+            db = RetailDB(conn)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                output = _call_with_timeout(call, db, conn, spec.timeout_s)
+                changes = [c.to_json() for c in db.take_changes()]
+                ledger.finish(
+                    call.decision_id,
+                    call.step_id,
+                    status="succeeded",
+                    attempts=attempts,
+                    output=output,
+                    output_hash=content_hash(output, 64),
+                    changes=changes,
+                )
+                conn.execute("COMMIT")
+                return _result(call, True, output, None, attempts, inline_limit)
+            except ToolError as exc:
+                conn.execute("ROLLBACK")
+                error = exc.message
+                break
+            except ValidationError as exc:
+                # Arguments that passed verify but not after references were resolved.
+                conn.execute("ROLLBACK")
+                error = f"invalid arguments after resolving references: {_first_error(exc)}"
+                break
+            except (_Timeout, sqlite3.OperationalError) as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                error = (
+                    f"timed out after {spec.timeout_s:g}s"
+                    if isinstance(exc, _Timeout)
+                    else f"database error: {exc}"
+                )
+            except Exception:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        time.sleep(backoff_s * 2 ** (attempts - 1))
+    with lock:
+        ledger.finish(
+            call.decision_id, call.step_id, status="failed", attempts=attempts, error=error
+        )
+    return _result(call, False, None, error, attempts, inline_limit)
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "arguments"
+    return f"{where}: {first['msg']}"
+
+
+def _call_with_timeout(
+    call: StepCall, db: RetailDB, conn: sqlite3.Connection, timeout_s: float
+) -> Any:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tool")
+    future = pool.submit(call.entry.tool.invoke, {**call.args, "db": db})
+    try:
+        return future.result(timeout=timeout_s)
+    except concurrent.futures.TimeoutError:
+        conn.interrupt()
+        concurrent.futures.wait([future])
+        raise _Timeout() from None
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _result(
+    call: StepCall, ok: bool, output: Any, error: str | None, attempts: int, inline_limit: int
+) -> StepResult:
+    if not ok:
+        return StepResult(
+            step_id=call.step_id,
+            tool=call.entry.spec.name,
+            ok=False,
+            error=error,
+            attempts=attempts,
+        )
+    size = len(canonical_json(output).encode())
+    digest = content_hash(output, 64)
+    if size > inline_limit:
+        return StepResult(
+            step_id=call.step_id,
+            tool=call.entry.spec.name,
+            ok=True,
+            output_hash=digest,
+            output_ref=f"ledger:{call.decision_id}/{call.step_id}",
+            attempts=attempts,
+        )
+    return StepResult(
+        step_id=call.step_id,
+        tool=call.entry.spec.name,
+        ok=True,
+        output=output,
+        output_hash=digest,
+        attempts=attempts,
+    )
+
+
+def compensate_step(
+    conn: sqlite3.Connection, lock: threading.RLock, decision_id: str, step_id: str
+) -> tuple[bool, str]:
+    """Undo a succeeded step by restoring its before-images, in one transaction.
+
+    Returns ``(done, note)``; nothing is restored if any record changed since the step.
+    """
+    ledger = Ledger(conn)
+    with lock:
+        row = ledger.get(decision_id, step_id)
+        if row is None or row.status != "succeeded":
+            return (
+                False,
+                f"{step_id}: nothing to undo (ledger status {row.status if row else 'missing'})",
+            )
+        db = RetailDB(conn)
+        changes = [Change.from_json(c) for c in row.changes]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for change in reversed(changes):
+                if not db.restore(change):
+                    conn.execute("ROLLBACK")
+                    return False, (
+                        f"{step_id}: {change.table} {change.key} changed since {row.tool} ran;"
+                        " left as is"
+                    )
+            db.take_changes()
+            ledger.mark_compensated(decision_id, step_id)
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+    return True, f"{step_id}: undid {row.tool} ({len(changes)} record(s) restored)"
+
+
+def ledger_output(
+    conn: sqlite3.Connection, lock: threading.RLock, decision_id: str, step_id: str
+) -> Any:
+    """Return a step's full output from the ledger (for outputs kept by reference)."""
+    with lock:
+        row = Ledger(conn).get(decision_id, step_id)
+    if row is None:
+        raise ToolFailed(step_id, "no ledger record of its output")
+    return row.output

@@ -1,0 +1,5 @@
+"""Planners: turn a request into a :class:`~graph.schemas.Plan` as data, never run a tool."""
+
+from graph.planners.base import Planner, PlannerError
+
+__all__ = ["Planner", "PlannerError"]

@@ -1,0 +1,208 @@
+"""Start, resume and inspect runs on a durable checkpointer (used by the CLI and tests)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command, StateSnapshot
+
+from checkpoints.factory import Stores
+from graph.context import Context
+from graph.graph import build_graph
+from graph.nodes import screen_input
+from graph.planners.explicit import parse_plan_document
+from graph.schemas import Plan, StepReview
+from graph.services import catalog
+from graph.state import InputState
+from guards.contracts import Budget, check_plan
+from guards.errors import DecisionInvalid, GuardError
+from guards.review import parse_answer
+from tools.retail import RetailDB
+
+FINAL = ("completed", "refused", "rejected", "failed", "rolled_back", "cannot_plan")
+
+
+class RunError(GuardError):
+    """A run could not be started or resumed as asked (unknown thread, wrong state)."""
+
+
+def domain_seeded(stores: Stores) -> bool:
+    """Return whether the domain database has been seeded."""
+    with stores.lock:
+        return RetailDB(stores.domain).is_seeded()
+
+
+class Runner:
+    """Drives the graph for one set of stores."""
+
+    def __init__(self, stores: Stores, context: Context | None = None) -> None:
+        self.stores = stores
+        self.context = context or Context(home=str(stores.home))
+        self.context.stores = stores
+        self.graph = build_graph(checkpointer=stores.checkpointer)
+
+    def _config(self, thread_id: str) -> RunnableConfig:
+        return {"configurable": {"thread_id": thread_id}}
+
+    def _require_seeded(self) -> None:
+        if not domain_seeded(self.stores):
+            raise RunError(
+                f"the domain database at {self.stores.home / 'domain.sqlite'} is empty; "
+                "run `planbound seed` first"
+            )
+
+    def start(
+        self,
+        *,
+        request: str | None = None,
+        explicit_plan: Any = None,
+        thread_id: str | None = None,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Start a run and return its outcome (paused or final).
+
+        Raises:
+            InputRejected: the input is malformed.
+            PlanInvalid: the explicit plan document is malformed.
+            RunError: the thread is waiting for a review, or the domain is not seeded.
+        """
+        payload: InputState = {}
+        if request is not None:
+            payload["request"] = request
+        if explicit_plan is not None:
+            payload["explicit_plan"] = explicit_plan
+        if actor is not None:
+            payload["actor"] = actor
+        screen_input(payload)
+        if explicit_plan is not None:
+            parse_plan_document(explicit_plan)
+        self._require_seeded()
+        thread_id = thread_id or uuid.uuid4().hex
+        snapshot = self.graph.get_state(self._config(thread_id))
+        if snapshot.next:
+            raise RunError(
+                f"thread {thread_id} has a run in progress (waiting at {', '.join(snapshot.next)});"
+                " answer it with `planbound approve` or use another thread"
+            )
+        self.graph.invoke(payload, self._config(thread_id), context=self.context, durability="sync")
+        return self.outcome(thread_id)
+
+    def resume(self, thread_id: str, answer: Any) -> dict[str, Any]:
+        """Answer a pending review; the answer is validated before the thread is touched.
+
+        Raises:
+            RunError: unknown thread, or nothing is awaiting review.
+            DecisionInvalid: the answer is malformed or an edit breaks the plan's contracts.
+        """
+        snapshot = self._snapshot(thread_id)
+        request = _pending_request(snapshot)
+        if request is None:
+            raise RunError(f"thread {thread_id} is not awaiting approval")
+        plan = snapshot.values.get("plan")
+        if not isinstance(plan, Plan):
+            raise RunError(f"thread {thread_id} has no plan")
+        pending = [
+            StepReview(step_id=a["step_id"], reason=a.get("description", ""))
+            for a in request["action_requests"]
+        ]
+        decisions = parse_answer(answer, pending, plan)
+        edits = {d.step_id: d for d in decisions if d.type == "edit"}
+        if edits:
+            steps = [
+                s.model_copy(update={"tool": edits[s.id].tool, "args": edits[s.id].args})
+                if s.id in edits
+                else s
+                for s in plan.steps
+            ]
+            edited = Plan(source="edit", goal=plan.goal, template=plan.template, steps=steps)
+            findings = check_plan(edited, catalog(), Budget(max_steps=self.context.max_steps))
+            if findings:
+                raise DecisionInvalid(
+                    [f"the edited plan breaks its contract: {f}" for f in findings]
+                )
+        self._require_seeded()
+        self.graph.invoke(
+            Command(resume=answer),
+            self._config(thread_id),
+            context=self.context,
+            durability="sync",
+        )
+        return self.outcome(thread_id)
+
+    def _snapshot(self, thread_id: str) -> StateSnapshot:
+        snapshot = self.graph.get_state(self._config(thread_id))
+        if snapshot.created_at is None:
+            raise RunError(f"no thread {thread_id!r} in {self.stores.home}")
+        return snapshot
+
+    def outcome(self, thread_id: str) -> dict[str, Any]:
+        """Return the one-object summary of a thread's latest state."""
+        snapshot = self._snapshot(thread_id)
+        values = snapshot.values
+        request = _pending_request(snapshot)
+        plan = values.get("plan")
+        verdict = values.get("verdict")
+        pending = []
+        if request is not None:
+            reasons = {r.step_id: r.reason for r in (verdict.reviews if verdict else [])}
+            pending = [
+                {
+                    "step_id": a["step_id"],
+                    "tool": a["name"],
+                    "args": a["arguments"],
+                    "reason": reasons.get(a["step_id"], a.get("description", "")),
+                }
+                for a in request["action_requests"]
+            ]
+        status = "awaiting_approval" if request is not None else values.get("status")
+        results = values.get("results") or {}
+        return {
+            "thread_id": thread_id,
+            "decision_id": values.get("decision_id"),
+            "status": status,
+            "plan": plan.model_dump(mode="json") if plan is not None else None,
+            "verdict": verdict.model_dump(mode="json") if verdict is not None else None,
+            "pending": pending,
+            "results": [
+                {
+                    "step_id": r.step_id,
+                    "tool": r.tool,
+                    "ok": r.ok,
+                    **({"output": r.output} if r.ok else {"error": r.error}),
+                    **({"output_ref": r.output_ref} if r.output_ref else {}),
+                    "attempts": r.attempts,
+                    "compensated": r.compensated,
+                }
+                for r in results.values()
+            ],
+            "compensation": values.get("compensation") or [],
+            "review_error": request.get("error") if request is not None else None,
+            "error": values.get("error"),
+        }
+
+    def history(self, thread_id: str) -> Iterator[dict[str, Any]]:
+        """Yield the thread's checkpoints, newest first."""
+        self._snapshot(thread_id)
+        for snap in self.graph.get_state_history(self._config(thread_id)):
+            meta = snap.metadata or {}
+            yield {
+                "checkpoint_id": snap.config["configurable"].get("checkpoint_id"),
+                "step": meta.get("step"),
+                "source": meta.get("source"),
+                "created_at": snap.created_at,
+                "next": list(snap.next),
+                "status": snap.values.get("status"),
+                "steps_done": sorted((snap.values.get("results") or {}).keys()),
+                "interrupted": bool(snap.interrupts),
+            }
+
+
+def _pending_request(snapshot: StateSnapshot) -> dict[str, Any] | None:
+    for intr in snapshot.interrupts:
+        value = intr.value
+        if isinstance(value, dict) and "action_requests" in value:
+            return value
+    return None

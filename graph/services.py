@@ -1,0 +1,42 @@
+"""Long-lived objects a run needs (catalog, planner, stores), built on first use."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from checkpoints.factory import Stores, shared_stores
+from graph.context import Context
+from graph.planners.base import Planner
+from graph.planners.explicit import ExplicitPlanner
+from graph.planners.templates import TemplatePlanner
+from tools.catalog import Catalog
+from tools.retail import build_catalog
+
+
+@functools.cache
+def catalog() -> Catalog:
+    """Return the retail catalog (built once per process)."""
+    return build_catalog()
+
+
+@functools.cache
+def _templates(path: str | None) -> TemplatePlanner:
+    return TemplatePlanner.load(Path(path) if path else None)
+
+
+def planner_for(ctx: Context, explicit_plan: Any = None) -> Planner:
+    """Return the planner for a run: explicit when a plan document is given, else templates."""
+    if explicit_plan is not None:
+        return ExplicitPlanner(explicit_plan)
+    return _templates(ctx.templates)
+
+
+def stores(ctx: Context) -> Stores:
+    """Return the stores the run should use."""
+    if ctx.stores is not None:
+        if not isinstance(ctx.stores, Stores):
+            raise TypeError("Context.stores must be a checkpoints.factory.Stores")
+        return ctx.stores
+    return shared_stores(ctx.home)

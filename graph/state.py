@@ -1,0 +1,107 @@
+"""Graph state: the input, internal and output schemas, and their reducers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypedDict
+
+from pydantic import BaseModel, ConfigDict
+
+from graph.schemas import Approval, Decision, Plan, StepResult, Verdict
+
+Status = Literal[
+    "planning",
+    "verified",
+    "approved",
+    "executing",
+    "completed",
+    "awaiting_approval",
+    "refused",
+    "rejected",
+    "failed",
+    "rolled_back",
+    "cannot_plan",
+]
+"""Where a run stands; the last seven are what a caller sees at the end or at a pause."""
+
+
+class Pins(BaseModel):
+    """Versions pinned by ``intake`` for the whole run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    catalog: str
+    catalog_version: str
+    policy_version: str
+    planner: str
+    planner_version: str
+
+
+def merge_results(
+    left: dict[str, StepResult] | None, right: dict[str, StepResult] | None
+) -> dict[str, StepResult]:
+    """Merge step results by step id; a later record for the same step replaces the earlier."""
+    return {**(left or {}), **(right or {})}
+
+
+def append(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
+    """Append ``right`` to ``left``."""
+    return [*(left or []), *(right or [])]
+
+
+class InputState(TypedDict, total=False):
+    """What a caller sends: a request in words, or an explicit plan document."""
+
+    request: str
+    """The request in words, planned by the template planner."""
+    explicit_plan: Any
+    """A plan document: ``{"goal", "steps"}`` or a τ²-style action list."""
+    actor: str
+    """Who asked (recorded in provenance)."""
+
+
+class State(InputState, total=False):
+    """Internal state of a run."""
+
+    decision_id: str
+    """Immutable id of this run's decision, the ledger's idempotency prefix."""
+    pins: Pins
+    """Catalog, policy and planner versions pinned at intake."""
+    plan: Plan | None
+    """The current plan (replaced by a re-plan or a reviewer's edit)."""
+    plan_attempts: int
+    """How many times the planner has been asked."""
+    feedback: Annotated[list[str], append]
+    """Verifier reasons handed back to the planner."""
+    verdict: Verdict | None
+    """The guards' latest verdict on ``plan``."""
+    decisions: Annotated[list[Decision], append]
+    """Every validated reviewer decision, in the order given."""
+    approvals: list[Approval]
+    """Grants for the current plan, each bound to its step's digest."""
+    results: Annotated[dict[str, StepResult], merge_results]
+    """Executed steps, by step id."""
+    compensation: Annotated[list[str], append]
+    """What compensation did (or could not do), one line per step."""
+    status: Status
+    """Where the run stands."""
+    error: str | None
+    """Why the run stopped short, if it did."""
+
+
+class OutputState(TypedDict, total=False):
+    """What a finished (or paused) run returns."""
+
+    decision_id: str
+    """Id of the run's decision."""
+    status: Status
+    """Final status."""
+    plan: Plan | None
+    """The plan that was judged (and executed, if it was)."""
+    verdict: Verdict | None
+    """The guards' verdict."""
+    results: dict[str, StepResult]
+    """Executed steps, by step id."""
+    compensation: list[str]
+    """What compensation did."""
+    error: str | None
+    """Why the run stopped short, if it did."""

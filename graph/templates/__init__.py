@@ -1,0 +1,1 @@
+"""Versioned plan templates (YAML) for the template planner."""

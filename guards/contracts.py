@@ -1,0 +1,279 @@
+"""Plan contracts: catalog membership, argument schemas, references, DAG shape, budgets."""
+
+from __future__ import annotations
+
+import graphlib
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from graph.schemas import REF, Plan, Step
+from tools.catalog import Catalog
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits a plan must respect.
+
+    Attributes:
+        max_steps: Most steps in one plan.
+        max_high_risk: Most steps whose tool is ``high`` risk.
+        max_cost: Largest sum of the tools' estimated costs.
+    """
+
+    max_steps: int = 12
+    max_high_risk: int = 4
+    max_cost: float = 30.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One contract violation.
+
+    Attributes:
+        message: What is wrong.
+        step_id: The offending step, if any.
+        field: The offending argument or field, if any.
+    """
+
+    message: str
+    step_id: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.step_id is not None:
+            where.append(f"step {self.step_id!r}")
+        if self.field is not None:
+            where.append(f"field {self.field!r}")
+        return (", ".join(where) + ": " if where else "") + self.message
+
+
+def iter_refs(value: Any) -> Iterator[tuple[str, str, list[str]]]:
+    """Yield ``(text, step_id, path)`` for every ``$step.path`` reference inside ``value``."""
+    if isinstance(value, str):
+        if value.startswith("$") and not value.startswith("$$"):
+            m = REF.match(value)
+            if m is None:
+                yield value, "", []
+            else:
+                path = [p for p in m.group("path").split(".") if p]
+                yield value, m.group("step"), path
+    elif isinstance(value, list):
+        for v in value:
+            yield from iter_refs(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from iter_refs(v)
+
+
+def has_ref(value: Any) -> bool:
+    """Return whether ``value`` contains at least one reference."""
+    return any(True for _ in iter_refs(value))
+
+
+def dependencies(step: Step) -> set[str]:
+    """Return the ids a step depends on: declared plus implied by references."""
+    deps = set(step.depends_on)
+    deps.update(sid for _, sid, _ in iter_refs(step.args) if sid)
+    return deps
+
+
+def check_path(output: Any, path: list[str]) -> str | None:
+    """Check ``path`` against an output type; return a problem or ``None``.
+
+    Pydantic models are walked field by field; ``dict[str, X]`` accepts any key; ``list[X]``
+    needs an integer index; ``str`` and other scalars accept no further path; ``Any`` and
+    bare ``dict``/``list`` accept anything.
+    """
+    current: Any = output
+    for depth, part in enumerate(path):
+        where = ".".join(path[: depth + 1])
+        current = _strip_optional(current)
+        if current is Any or current is dict or current is list or current is object:
+            return None
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            fields = current.model_fields
+            if part not in fields:
+                known = ", ".join(sorted(fields))
+                return f"output has no field {where!r} (fields: {known})"
+            current = fields[part].annotation
+            continue
+        origin = get_origin(current)
+        if origin is dict:
+            current = get_args(current)[1] if get_args(current) else Any
+            continue
+        if origin is list:
+            if not part.isdigit():
+                return f"{where!r} indexes a list; use a number"
+            current = get_args(current)[0] if get_args(current) else Any
+            continue
+        name = getattr(current, "__name__", repr(current))
+        return f"output at {'.'.join(path[:depth]) or 'the top'} is a {name}; it has no {part!r}"
+    return None
+
+
+def _strip_optional(tp: Any) -> Any:
+    origin = get_origin(tp)
+    if origin is Union or origin is types.UnionType:
+        members = [a for a in get_args(tp) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+        return Any
+    return tp
+
+
+def check_plan(plan: Plan, catalog: Catalog, budget: Budget) -> list[Finding]:
+    """Return every contract violation of ``plan``; an empty list means the plan holds.
+
+    Checks, in order: budgets, unique step ids, each step's tool and arguments, references
+    (to an existing, different step, along a field its output has), declared dependencies,
+    and that steps form a DAG.
+    """
+    findings: list[Finding] = []
+    steps = plan.steps
+    if not steps:
+        findings.append(Finding("the plan has no steps"))
+    if len(steps) > budget.max_steps:
+        findings.append(
+            Finding(f"the plan has {len(steps)} steps; the budget allows {budget.max_steps}")
+        )
+    ids = [s.id for s in steps]
+    seen: set[str] = set()
+    for sid in ids:
+        if sid in seen:
+            findings.append(Finding("the step id is used more than once", step_id=sid))
+        seen.add(sid)
+    by_id = {s.id: s for s in steps}
+
+    high, cost = 0, 0.0
+    for step in steps:
+        entry = catalog.get(step.tool)
+        if entry is None:
+            findings.append(
+                Finding(
+                    f"unknown tool {step.tool!r} (catalog {catalog.name}@{catalog.version})",
+                    step_id=step.id,
+                    field="tool",
+                )
+            )
+            continue
+        high += entry.spec.risk == "high"
+        cost += entry.spec.cost
+        findings.extend(_check_args(step, catalog))
+        for text, ref_step, path in iter_refs(step.args):
+            findings.extend(_check_ref(step, text, ref_step, path, by_id, catalog))
+        for dep in step.depends_on:
+            if dep not in by_id:
+                findings.append(
+                    Finding(f"depends on unknown step {dep!r}", step_id=step.id, field="depends_on")
+                )
+            elif dep == step.id:
+                findings.append(Finding("depends on itself", step_id=step.id, field="depends_on"))
+    if high > budget.max_high_risk:
+        findings.append(
+            Finding(
+                f"the plan has {high} high-risk steps; the budget allows {budget.max_high_risk}"
+            )
+        )
+    if cost > budget.max_cost:
+        findings.append(
+            Finding(f"the plan's estimated cost is {cost:g}; the budget allows {budget.max_cost:g}")
+        )
+
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for step in steps:
+        sorter.add(step.id, *(d for d in dependencies(step) if d in by_id and d != step.id))
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        cycle = " -> ".join(str(n) for n in exc.args[1])
+        findings.append(Finding(f"the steps form a cycle: {cycle}"))
+    return findings
+
+
+def _check_args(step: Step, catalog: Catalog) -> list[Finding]:
+    schema = catalog.args_schema(step.tool)
+    fields = schema.model_fields
+    out: list[Finding] = []
+    for name in step.args:
+        if name not in fields:
+            known = ", ".join(fields) or "none"
+            out.append(
+                Finding(
+                    f"{step.tool} takes no argument {name!r} (arguments: {known})",
+                    step_id=step.id,
+                    field=name,
+                )
+            )
+    literal = {k: v for k, v in step.args.items() if k in fields and not has_ref(v)}
+    referenced = {k for k, v in step.args.items() if has_ref(v)}
+    try:
+        schema.model_validate(literal)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = [str(p) for p in err["loc"]]
+            if err["type"] == "missing" and loc and loc[0] in referenced:
+                continue
+            out.append(
+                Finding(
+                    f"{err['msg']} (got {_short(err.get('input'))})"
+                    if err["type"] != "missing"
+                    else f"{step.tool} requires argument {'.'.join(loc)!r}",
+                    step_id=step.id,
+                    field=".".join(loc) or None,
+                )
+            )
+    return out
+
+
+def _check_ref(
+    step: Step,
+    text: str,
+    ref_step: str,
+    path: list[str],
+    by_id: dict[str, Step],
+    catalog: Catalog,
+) -> list[Finding]:
+    field = next((k for k, v in step.args.items() if text in set(_strings(v))), None)
+    if not ref_step:
+        return [
+            Finding(
+                f"{text!r} is not a valid reference (use '$s1' or '$s1.field'; '$$' for '$')",
+                step_id=step.id,
+                field=field,
+            )
+        ]
+    if ref_step == step.id:
+        return [Finding(f"{text!r} refers to its own step", step_id=step.id, field=field)]
+    target = by_id.get(ref_step)
+    if target is None:
+        return [
+            Finding(f"{text!r} refers to unknown step {ref_step!r}", step_id=step.id, field=field)
+        ]
+    entry = catalog.get(target.tool)
+    if entry is None:
+        return []  # the unknown tool is reported on its own step
+    problem = check_path(entry.spec.output, path)
+    if problem:
+        return [Finding(f"{text!r}: {target.tool} {problem}", step_id=step.id, field=field)]
+    return []
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

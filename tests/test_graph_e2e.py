@@ -1,0 +1,279 @@
+"""End to end on a real SQLite checkpointer and a seeded domain database."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
+
+from checkpoints.factory import Stores
+from checkpoints.ledger import Ledger
+from graph.context import Context
+from graph.engine import StepCall, run_step
+from graph.graph import build_graph
+from graph.runner import Runner
+from graph.services import catalog
+from guards.errors import DecisionInvalid
+from tools.retail import export, load_shipped
+
+PENDING_ORDER = "#W2974929"  # fatima_anderson_2157, paid 182.03 with paypal_7916550
+PROCESSED_ORDER = "#W2611340"
+
+
+def cancel_actions(order_id: str = PENDING_ORDER, reason: str = "no longer needed") -> list[Any]:
+    return [
+        {"name": "get_order_details", "arguments": {"order_id": order_id}},
+        {"name": "cancel_pending_order", "arguments": {"order_id": order_id, "reason": reason}},
+    ]
+
+
+def expected_cancel(data: dict[str, Any], order_id: str, reason: str) -> dict[str, Any]:
+    """What τ²'s cancel_pending_order does to the data (for a non-gift-card payment)."""
+    want = copy.deepcopy(data)
+    order = want["orders"][order_id]
+    refunds = [
+        {
+            "transaction_type": "refund",
+            "amount": p["amount"],
+            "payment_method_id": p["payment_method_id"],
+        }
+        for p in order["payment_history"]
+    ]
+    order["payment_history"].extend(refunds)
+    order["status"] = "cancelled"
+    order["cancel_reason"] = reason
+    return want
+
+
+@pytest.fixture
+def runner(stores: Stores) -> Runner:
+    return Runner(stores)
+
+
+def test_write_step_waits_for_approval_then_changes_exactly_what_tau2_would(
+    runner: Runner, stores: Stores
+) -> None:
+    shipped = load_shipped()
+    first = runner.start(explicit_plan=cancel_actions())
+    assert first["status"] == "awaiting_approval"
+    assert [p["step_id"] for p in first["pending"]] == ["s2"]
+    assert first["pending"][0]["tool"] == "cancel_pending_order"
+    assert first["verdict"]["outcome"] == "needs_approval"
+    assert first["results"] == []  # nothing ran before approval, not even the read
+    assert export(stores.domain) == shipped
+
+    done = runner.resume(
+        first["thread_id"], {"decisions": [{"type": "approve"}], "reviewer": "ann"}
+    )
+    assert done["status"] == "completed", done
+    assert [r["step_id"] for r in done["results"]] == ["s1", "s2"]
+    assert done["results"][1]["output"]["status"] == "cancelled"
+    assert export(stores.domain) == expected_cancel(shipped, PENDING_ORDER, "no longer needed")
+    rows = Ledger(stores.domain).rows(done["decision_id"])
+    assert [(r.step_id, r.status, r.attempts) for r in rows] == [
+        ("s1", "succeeded", 1),
+        ("s2", "succeeded", 1),
+    ]
+
+
+def test_reject_changes_nothing(runner: Runner, stores: Stores) -> None:
+    first = runner.start(explicit_plan=cancel_actions())
+    out = runner.resume(
+        first["thread_id"],
+        {"decisions": [{"type": "reject", "message": "customer called back"}], "reviewer": "bo"},
+    )
+    assert out["status"] == "rejected"
+    assert "s2 rejected by bo: customer called back" in out["error"]
+    assert out["results"] == []
+    assert export(stores.domain) == load_shipped()
+    assert Ledger(stores.domain).rows(out["decision_id"]) == []
+
+
+def test_edit_is_verified_again_then_runs_the_edited_call(runner: Runner, stores: Stores) -> None:
+    first = runner.start(explicit_plan=cancel_actions())
+    edited = runner.resume(
+        first["thread_id"],
+        {
+            "decisions": [
+                {
+                    "type": "edit",
+                    "edited_action": {
+                        "name": "cancel_pending_order",
+                        "arguments": {"order_id": PENDING_ORDER, "reason": "ordered by mistake"},
+                    },
+                }
+            ],
+            "reviewer": "cy",
+        },
+    )
+    assert edited["status"] == "completed", edited
+    assert edited["plan"]["source"] == "edit"
+    assert edited["plan"]["id"] != first["plan"]["id"]
+    assert export(stores.domain) == expected_cancel(
+        load_shipped(), PENDING_ORDER, "ordered by mistake"
+    )
+
+
+def test_an_edit_that_breaks_the_contract_is_refused_before_resuming(runner: Runner) -> None:
+    first = runner.start(explicit_plan=cancel_actions())
+    with pytest.raises(DecisionInvalid, match="field 'reason'"):
+        runner.resume(
+            first["thread_id"],
+            {
+                "decisions": [
+                    {
+                        "type": "edit",
+                        "edited_action": {
+                            "name": "cancel_pending_order",
+                            "arguments": {"order_id": PENDING_ORDER},
+                        },
+                    }
+                ],
+                "reviewer": "cy",
+            },
+        )
+    assert runner.outcome(first["thread_id"])["status"] == "awaiting_approval"
+
+
+def test_bad_resume_payload_is_a_clear_error_and_the_thread_stays_resumable(
+    runner: Runner, stores: Stores
+) -> None:
+    first = runner.start(explicit_plan=cancel_actions())
+    thread = first["thread_id"]
+    history_before = len(list(runner.history(thread)))
+    with pytest.raises(DecisionInvalid, match="a reviewer is required"):
+        runner.resume(thread, {"decisions": [{"type": "approve"}]})
+    assert len(list(runner.history(thread))) == history_before
+
+    # Sent straight to the graph (as a server client would), the node asks again.
+    config: RunnableConfig = {"configurable": {"thread_id": thread}}
+    runner.graph.invoke(Command(resume={"decisions": "yes"}), config, context=runner.context)
+    again = runner.outcome(thread)
+    assert again["status"] == "awaiting_approval"
+    assert "'decisions' must be a non-empty list" in again["review_error"]
+    assert export(stores.domain) == load_shipped()
+
+    done = runner.resume(thread, {"decisions": [{"type": "approve"}], "reviewer": "ann"})
+    assert done["status"] == "completed"
+
+
+def test_failing_write_step_is_compensated(runner: Runner, stores: Stores) -> None:
+    shipped = load_shipped()
+    user_id = shipped["orders"][PROCESSED_ORDER]["user_id"]
+    plan = {
+        "goal": "move and cancel",
+        "steps": [
+            {
+                "id": "move",
+                "tool": "modify_user_address",
+                "args": {
+                    "user_id": user_id,
+                    "address1": "1 Main St",
+                    "address2": "",
+                    "city": "Austin",
+                    "state": "TX",
+                    "country": "USA",
+                    "zip": "78701",
+                },
+            },
+            {
+                "id": "cancel",
+                "tool": "cancel_pending_order",
+                "depends_on": ["move"],
+                "args": {"order_id": PROCESSED_ORDER, "reason": "no longer needed"},
+            },
+        ],
+    }
+    first = runner.start(explicit_plan=plan)
+    assert [p["step_id"] for p in first["pending"]] == ["move", "cancel"]
+    out = runner.resume(
+        first["thread_id"],
+        {"decisions": [{"type": "approve"}, {"type": "approve"}], "reviewer": "ann"},
+    )
+    assert out["status"] == "rolled_back", out
+    assert "Non-pending order cannot be cancelled" in out["error"]
+    assert out["results"][0]["compensated"] is True
+    assert out["compensation"] == ["move: undid modify_user_address (1 record(s) restored)"]
+    assert export(stores.domain) == shipped
+    statuses = {r.step_id: r.status for r in Ledger(stores.domain).rows(out["decision_id"])}
+    assert statuses == {"move": "compensated", "cancel": "failed"}
+
+
+def test_unknown_tool_is_refused_with_the_step_named(runner: Runner, stores: Stores) -> None:
+    out = runner.start(explicit_plan=[{"id": "x1", "name": "drop_all_orders", "arguments": {}}])
+    assert out["status"] == "refused"
+    assert "step 'x1', field 'tool': unknown tool 'drop_all_orders'" in out["verdict"]["reasons"][0]
+    assert export(stores.domain) == load_shipped()
+
+
+def test_read_only_plan_runs_without_review_and_refs_resolve(stores: Stores) -> None:
+    runner = Runner(stores, Context(home=str(stores.home), inline_limit=200))
+    plan = [
+        {
+            "id": "u",
+            "name": "find_user_id_by_email",
+            "arguments": {"email": load_shipped()["users"]["fatima_anderson_2157"]["email"]},
+        },
+        {"id": "d", "name": "get_user_details", "arguments": {"user_id": "$u"}},
+        {"id": "o", "name": "get_order_details", "arguments": {"order_id": "$d.orders.0"}},
+    ]
+    out = runner.start(explicit_plan=plan)
+    assert out["status"] == "completed", out
+    by_id = {r["step_id"]: r for r in out["results"]}
+    assert by_id["u"]["output"] == "fatima_anderson_2157"
+    # Large outputs stay in the ledger; the state keeps a reference and a hash.
+    assert by_id["d"]["output"] is None and by_id["d"]["output_ref"].startswith("ledger:")
+    assert by_id["o"]["output_ref"] is not None
+    row = Ledger(stores.domain).get(out["decision_id"], "o")
+    assert row is not None and row.output["user_id"] == "fatima_anderson_2157"
+
+
+def test_a_step_already_in_the_ledger_is_not_run_again(runner: Runner, stores: Stores) -> None:
+    first = runner.start(explicit_plan=cancel_actions())
+    done = runner.resume(first["thread_id"], {"decisions": [{"type": "approve"}], "reviewer": "a"})
+    after = export(stores.domain)
+    entry = catalog().get("cancel_pending_order")
+    assert entry is not None
+    again = run_step(
+        StepCall(
+            decision_id=done["decision_id"],
+            step_id="s2",
+            entry=entry,
+            args={"order_id": PENDING_ORDER, "reason": "no longer needed"},
+        ),
+        stores.domain,
+        stores.lock,
+    )
+    assert again.ok and again.output["status"] == "cancelled"
+    assert export(stores.domain) == after  # no second set of refunds
+
+
+def test_topology_snapshot() -> None:
+    snapshot = Path(__file__).parent / "snapshots" / "graph.mmd"
+    drawn = build_graph().get_graph().draw_mermaid()
+    assert drawn == snapshot.read_text()
+
+
+def test_every_transition_is_checkpointed(runner: Runner) -> None:
+    first = runner.start(explicit_plan=cancel_actions())
+    done = runner.resume(first["thread_id"], {"decisions": [{"type": "approve"}], "reviewer": "a"})
+    rows = list(runner.history(done["thread_id"]))
+    trail = [(r["next"], r["status"], r["steps_done"]) for r in reversed(rows)]
+    assert trail == [
+        (["__start__"], None, []),
+        (["intake"], None, []),
+        (["plan"], "planning", []),
+        (["verify"], "planning", []),
+        (["approve"], "verified", []),
+        (["execute"], "approved", []),
+        (["execute"], "executing", ["s1"]),  # one step per super-step: one checkpoint each
+        (["finalize"], "executing", ["s1", "s2"]),
+        ([], "completed", ["s1", "s2"]),
+    ]
+    assert [r["interrupted"] for r in reversed(rows)].count(True) == 1
+    assert json.dumps(rows, default=str)

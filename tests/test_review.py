@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from graph.planners.explicit import parse_plan_document
+from graph.schemas import Plan, Step, StepReview
+from guards.errors import DecisionInvalid, PlanInvalid
+from guards.review import approval_digest, parse_answer
+
+PLAN = Plan(
+    source="explicit",
+    goal="g",
+    steps=[
+        Step(id="s1", tool="get_order_details", args={"order_id": "#W1"}),
+        Step(id="s2", tool="cancel_pending_order", args={"order_id": "#W1", "reason": "x"}),
+        Step(id="s3", tool="modify_user_address", args={"user_id": "u"}),
+    ],
+)
+PENDING = [StepReview(step_id="s2", reason="write"), StepReview(step_id="s3", reason="write")]
+
+
+def test_positional_answer_covers_every_pending_step() -> None:
+    got = parse_answer(
+        {
+            "decisions": [{"type": "approve"}, {"type": "reject", "message": "no"}],
+            "reviewer": "ann",
+        },
+        PENDING,
+        PLAN,
+    )
+    assert [(d.step_id, d.type, d.reviewer) for d in got] == [
+        ("s2", "approve", "ann"),
+        ("s3", "reject", "ann"),
+    ]
+    assert got[1].message == "no"
+
+
+def test_answer_by_step_id_may_cover_a_subset() -> None:
+    got = parse_answer(
+        {
+            "decisions": [
+                {
+                    "type": "edit",
+                    "step_id": "s3",
+                    "edited_action": {"name": "modify_user_address", "arguments": {"user_id": "v"}},
+                }
+            ],
+            "reviewer": "bo",
+        },
+        PENDING,
+        PLAN,
+    )
+    assert got[0].step_id == "s3" and got[0].args == {"user_id": "v"}
+    assert got[0].tool == "modify_user_address"
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        ("yes", "must be an object with 'decisions' and 'reviewer', got str"),
+        ({"decisions": []}, "'decisions' must be a non-empty list"),
+        (
+            {"decisions": [{"type": "approve"}], "reviewer": "a"},
+            "expected 2 decisions (one per pending step: s2, s3), got 1",
+        ),
+        (
+            {"decisions": [{"type": "approve"}, {"type": "approve"}]},
+            "decisions[0]: a reviewer is required",
+        ),
+        (
+            {"decisions": [{"type": "ok"}, {"type": "approve"}], "reviewer": "a"},
+            "decisions[0].type must be one of approve, edit, reject, got 'ok'",
+        ),
+        (
+            {"decisions": [{"type": "approve", "step_id": "s1"}], "reviewer": "a"},
+            "decisions[0].step_id 's1' is not awaiting review (pending: s2, s3)",
+        ),
+        (
+            {
+                "decisions": [
+                    {"type": "approve", "step_id": "s2"},
+                    {"type": "approve", "step_id": "s2"},
+                ],
+                "reviewer": "a",
+            },
+            "step 's2' is answered twice",
+        ),
+        (
+            {"decisions": [{"type": "edit", "step_id": "s2"}], "reviewer": "a"},
+            "decisions[0].edited_action must be an object",
+        ),
+        (
+            {
+                "decisions": [
+                    {"type": "edit", "step_id": "s2", "edited_action": {"arguments": [1]}}
+                ],
+                "reviewer": "a",
+            },
+            "decisions[0].edited_action.arguments must be an object",
+        ),
+        (
+            {"decisions": [{"type": "approve", "step_id": "s2"}], "reviewer": "a", "extra": 1},
+            "unknown keys ['extra']",
+        ),
+        (
+            {"decisions": [{"type": "approve", "step_id": "s2"}], "reviewer": "  "},
+            "'reviewer' must be a non-empty string",
+        ),
+    ],
+)
+def test_bad_answers_name_the_problem(payload: Any, problem: str) -> None:
+    with pytest.raises(DecisionInvalid) as info:
+        parse_answer(payload, PENDING, PLAN)
+    assert any(problem in p for p in info.value.problems), info.value.problems
+
+
+def test_digest_binds_tool_args_and_versions() -> None:
+    step = PLAN.step("s2")
+    base = approval_digest(step, PLAN.id, "cat1", "pol1")
+    assert base == approval_digest(step, PLAN.id, "cat1", "pol1")
+    assert base != approval_digest(
+        step.model_copy(update={"args": {"order_id": "#W2"}}), PLAN.id, "cat1", "pol1"
+    )
+    assert base != approval_digest(step, PLAN.id, "cat2", "pol1")
+    assert base != approval_digest(step, PLAN.id, "cat1", "pol2")
+    assert base != approval_digest(step, "other", "cat1", "pol1")
+
+
+def test_tau2_action_list_is_read_as_a_plan() -> None:
+    doc = [
+        {
+            "action_id": "a1",
+            "name": "get_order_details",
+            "arguments": {"order_id": "#W1"},
+            "requestor": "assistant",
+        },
+        {"name": "cancel_pending_order", "arguments": {"order_id": "#W1", "reason": "x"}},
+    ]
+    p = parse_plan_document(doc)
+    assert [(s.id, s.tool) for s in p.steps] == [
+        ("a1", "get_order_details"),
+        ("s2", "cancel_pending_order"),
+    ]
+    assert p.source == "explicit"
+    same = parse_plan_document(
+        {
+            "steps": [
+                {"id": "a1", "tool": "get_order_details", "args": {"order_id": "#W1"}},
+                {
+                    "id": "s2",
+                    "tool": "cancel_pending_order",
+                    "args": {"order_id": "#W1", "reason": "x"},
+                },
+            ]
+        },
+        goal=p.goal,
+    )
+    assert same.id == p.id
+
+
+@pytest.mark.parametrize(
+    ("doc", "problem"),
+    [
+        ("cancel it", "must be a list of steps"),
+        ([{"tool": "x", "args": {}, "when": "now"}], "steps[0] has unknown key 'when'"),
+        ([{"tool": "x", "name": "y"}], "steps[0] gives 'tool' twice"),
+        ([{"id": "1bad", "tool": "x"}], "steps[0].id: String should match pattern"),
+        ([{"tool": "x", "args": "a=1"}], "steps[0].args: Input should be a valid dictionary"),
+        ([3], "steps[0] must be an object, got int"),
+        ({"stepz": []}, "unknown top-level keys ['stepz']"),
+    ],
+)
+def test_malformed_plan_documents_are_refused_with_the_field(doc: Any, problem: str) -> None:
+    with pytest.raises(PlanInvalid) as info:
+        parse_plan_document(doc)
+    assert any(problem in p for p in info.value.problems), info.value.problems

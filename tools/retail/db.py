@@ -1,0 +1,311 @@
+"""The retail domain database: τ²-bench retail records in SQLite, with before-images.
+
+Each record (user, order, product) is stored as its τ² JSON document in one row, so what
+goes in with ``seed`` comes back byte for byte from ``export``. Every write through
+:class:`RetailDB` records a :class:`Change` (before- and after-image), which the engine
+stores in the side-effect ledger and uses for compensation.
+
+:class:`RetailDB` never begins or commits a transaction: the engine owns transactions, so a
+tool's writes and the ledger row that records them commit together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+Table = Literal["users", "orders", "products"]
+TABLES: tuple[Table, ...] = ("products", "users", "orders")
+"""Tables in the order τ²'s ``db.json`` lists them."""
+
+_KEYS: dict[Table, str] = {"users": "user_id", "orders": "order_id", "products": "product_id"}
+
+OPTIONAL_ORDER_KEYS = (
+    "cancel_reason",
+    "exchange_items",
+    "exchange_new_items",
+    "exchange_payment_method_id",
+    "exchange_price_difference",
+    "return_items",
+    "return_payment_method_id",
+)
+"""Order keys τ²'s pydantic model adds with ``null`` when absent (used by its hash)."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS retail_users (
+    seq INTEGER NOT NULL UNIQUE,
+    key TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retail_orders (
+    seq INTEGER NOT NULL UNIQUE,
+    key TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retail_products (
+    seq INTEGER NOT NULL UNIQUE,
+    key TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retail_items (
+    item_id TEXT PRIMARY KEY,
+    product_id TEXT NOT NULL
+);
+"""
+
+
+class DomainNotSeeded(RuntimeError):
+    """The domain database has no retail data yet (run ``planbound seed``)."""
+
+    def __init__(self) -> None:
+        super().__init__("the retail domain is not seeded; run `planbound seed` first")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One record's before- and after-image, as canonical JSON text.
+
+    Attributes:
+        table: ``users``, ``orders`` or ``products``.
+        key: The record's id.
+        before: The record before the write.
+        after: The record after the write.
+    """
+
+    table: Table
+    key: str
+    before: str
+    after: str
+
+    def to_json(self) -> dict[str, str]:
+        """Return the change as a JSON-able mapping."""
+        return {"table": self.table, "key": self.key, "before": self.before, "after": self.after}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Change:
+        """Rebuild a change from :meth:`to_json` output."""
+        table = data["table"]
+        if table not in _KEYS:
+            raise ValueError(f"unknown table {table!r} in a recorded change")
+        return cls(table=table, key=data["key"], before=data["before"], after=data["after"])
+
+
+def _dump(doc: dict[str, Any]) -> str:
+    # Key order is kept as given: τ² documents are exported in their original order.
+    return json.dumps(doc, ensure_ascii=False)
+
+
+@dataclass
+class RetailDB:
+    """Typed access to the retail records on a connection whose transactions the caller owns.
+
+    Reads return fresh ``dict`` copies; a tool mutates its copy and writes it back with
+    :meth:`put`, which records a :class:`Change`.
+    """
+
+    conn: sqlite3.Connection
+    changes: list[Change] = field(default_factory=list)
+
+    # Reads -------------------------------------------------------------------------------
+
+    def _get(self, table: Table, key: str) -> dict[str, Any] | None:
+        row = self.conn.execute(f"SELECT doc FROM retail_{table} WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        doc: dict[str, Any] = json.loads(row[0])
+        return doc
+
+    def get_user(self, user_id: str) -> dict[str, Any] | None:
+        """Return the user record or ``None``."""
+        return self._get("users", user_id)
+
+    def get_order(self, order_id: str) -> dict[str, Any] | None:
+        """Return the order record or ``None`` (the id must match exactly, ``#`` included)."""
+        return self._get("orders", order_id)
+
+    def get_product(self, product_id: str) -> dict[str, Any] | None:
+        """Return the product record with its variants, or ``None``."""
+        return self._get("products", product_id)
+
+    def _iter(self, table: Table) -> Iterator[dict[str, Any]]:
+        for (doc,) in self.conn.execute(f"SELECT doc FROM retail_{table} ORDER BY seq"):
+            yield json.loads(doc)
+
+    def iter_users(self) -> Iterator[dict[str, Any]]:
+        """Yield users in the order of the source data (τ²'s scan order)."""
+        return self._iter("users")
+
+    def iter_products(self) -> Iterator[dict[str, Any]]:
+        """Yield products in the order of the source data."""
+        return self._iter("products")
+
+    def find_item(self, item_id: str) -> dict[str, Any] | None:
+        """Return the variant with ``item_id`` from whichever product holds it, or ``None``."""
+        row = self.conn.execute(
+            "SELECT product_id FROM retail_items WHERE item_id = ?", (item_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        product = self.get_product(row[0])
+        if product is None:
+            return None
+        variant: dict[str, Any] | None = product["variants"].get(item_id)
+        return variant
+
+    def is_seeded(self) -> bool:
+        """Whether the retail tables exist and hold data."""
+        try:
+            row = self.conn.execute("SELECT 1 FROM retail_users LIMIT 1").fetchone()
+        except sqlite3.OperationalError:
+            return False
+        return row is not None
+
+    # Writes ------------------------------------------------------------------------------
+
+    def put(self, table: Table, doc: dict[str, Any]) -> None:
+        """Write back an existing record, recording its before- and after-image."""
+        key = doc[_KEYS[table]]
+        row = self.conn.execute(f"SELECT doc FROM retail_{table} WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(f"{table} {key!r} does not exist")
+        after = _dump(doc)
+        if after == row[0]:
+            return
+        self.conn.execute(f"UPDATE retail_{table} SET doc = ? WHERE key = ?", (after, key))
+        self.changes.append(Change(table=table, key=key, before=row[0], after=after))
+
+    def put_user(self, user: dict[str, Any]) -> None:
+        """Write back a user record."""
+        self.put("users", user)
+
+    def put_order(self, order: dict[str, Any]) -> None:
+        """Write back an order record."""
+        self.put("orders", order)
+
+    def take_changes(self) -> list[Change]:
+        """Return the changes recorded since the last call and forget them."""
+        taken, self.changes = self.changes, []
+        return taken
+
+    def current(self, table: Table, key: str) -> str | None:
+        """Return a record's stored JSON text, or ``None`` if it does not exist."""
+        row = self.conn.execute(f"SELECT doc FROM retail_{table} WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def restore(self, change: Change) -> bool:
+        """Put back ``change.before`` if the record still equals ``change.after``.
+
+        Returns ``False`` (and writes nothing) when the record changed since: a conflict is
+        reported, never overwritten.
+        """
+        if self.current(change.table, change.key) != change.after:
+            return False
+        self.conn.execute(
+            f"UPDATE retail_{change.table} SET doc = ? WHERE key = ?", (change.before, change.key)
+        )
+        self.changes.append(
+            Change(table=change.table, key=change.key, before=change.after, after=change.before)
+        )
+        return True
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Create the retail tables if they do not exist."""
+    conn.executescript(SCHEMA)
+
+
+def seed(conn: sqlite3.Connection, data: dict[str, Any]) -> dict[str, int]:
+    """Replace the domain's records with ``data`` (a τ²-format ``db.json`` document).
+
+    Runs in one transaction: either all records are replaced or none. Returns the number of
+    records per table.
+
+    Raises:
+        ValueError: when ``data`` is not τ²-shaped (the message names what is wrong).
+    """
+    from tools.retail.models import validate_db
+
+    validate_db(data)
+    counts: dict[str, int] = {}
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DROP TABLE IF EXISTS retail_users")
+        conn.execute("DROP TABLE IF EXISTS retail_orders")
+        conn.execute("DROP TABLE IF EXISTS retail_products")
+        conn.execute("DROP TABLE IF EXISTS retail_items")
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        for table in TABLES:
+            records: dict[str, Any] = data[table]
+            conn.executemany(
+                f"INSERT INTO retail_{table} (seq, key, doc) VALUES (?, ?, ?)",
+                ((i, key, _dump(doc)) for i, (key, doc) in enumerate(records.items())),
+            )
+            counts[table] = len(records)
+        conn.executemany(
+            "INSERT INTO retail_items (item_id, product_id) VALUES (?, ?)",
+            (
+                (item_id, product_id)
+                for product_id, product in data["products"].items()
+                for item_id in product["variants"]
+            ),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def export(conn: sqlite3.Connection) -> dict[str, Any]:
+    """Return the domain state as a τ²-format ``db.json`` document.
+
+    Optional order keys that are ``null`` are left out, as in τ²'s own ``db.json``.
+
+    Raises:
+        DomainNotSeeded: when there is no retail data.
+    """
+    db = RetailDB(conn)
+    if not db.is_seeded():
+        raise DomainNotSeeded()
+    out: dict[str, Any] = {}
+    for table in TABLES:
+        records: dict[str, Any] = {}
+        for doc in db._iter(table):
+            if table == "orders":
+                doc = {
+                    k: v for k, v in doc.items() if k not in OPTIONAL_ORDER_KEYS or v is not None
+                }
+            records[doc[_KEYS[table]]] = doc
+        out[table] = records
+    return out
+
+
+def load_shipped() -> dict[str, Any]:
+    """Return the τ²-bench retail ``db.json`` shipped with planbound (MIT, Sierra Research)."""
+    text = resources.files("tools.retail.data").joinpath("db.json").read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def tau2_hash(data: dict[str, Any]) -> str:
+    """Return τ²-bench's ``get_db_hash()`` of a ``db.json`` document.
+
+    τ² hashes its pydantic ``model_dump()``, where every order carries all optional keys
+    (``null`` when unset), with ``json.dumps(..., sort_keys=True)`` defaults.
+    """
+    dumped = {
+        "products": data["products"],
+        "users": data["users"],
+        "orders": {
+            key: {**{k: None for k in OPTIONAL_ORDER_KEYS}, **order}
+            for key, order in data["orders"].items()
+        },
+    }
+    return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()
