@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from typing import Any
 
+from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite, interrupt
 
@@ -31,7 +33,9 @@ from graph.schemas import (
 from graph.state import InputState, Pins, State
 from guards.contracts import Budget, check_plan, dependencies
 from guards.errors import DecisionInvalid, InputRejected, PlanInvalid
-from guards.review import POLICY_VERSION, approval_digest, parse_answer, reviews_required
+from guards.facts import ancestors, facts_hash, resolve_facts
+from guards.policy import PolicyDecision, Violation, to_verdict
+from guards.review import approval_digest, authorize, identity_from_config, parse_answer
 
 MAX_REQUEST_CHARS = 4000
 
@@ -64,12 +68,15 @@ def intake(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = _ctx(runtime)
     catalog = services.catalog()
     planner = services.planner_for(ctx, state.get("explicit_plan"))
+    identity = identity_from_config(get_config())
     return {
+        # Behind the server the requester is the authenticated user, whatever the input says.
+        "actor": identity.id if identity is not None else state.get("actor") or "anonymous",
         "decision_id": uuid.uuid4().hex,
         "pins": Pins(
             catalog=catalog.name,
             catalog_version=catalog.version,
-            policy_version=POLICY_VERSION,
+            policy_version=services.policy().version,
             planner=planner.name,
             planner_version=planner.version,
         ),
@@ -106,38 +113,75 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 
 def verify(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Check the plan against the pinned catalog, budgets and the review rule."""
+    """Check the plan's contracts, then ask the policy about it with facts read from the domain.
+
+    Contracts (unknown tool, bad arguments, references, cycles, budget) come first; a plan
+    that passes them is judged by the Rego policy on the facts its steps reference. A deny
+    ends the run (or goes back to a planner that can re-plan); otherwise the verdict lists
+    the steps that need a human and which roles may approve them.
+    """
     ctx = _ctx(runtime)
     current = _plan(state)
     pins = state["pins"]
     catalog = services.catalog()
+    policy = services.policy()
+    base = {
+        "plan_id": current.id,
+        "catalog_version": pins.catalog_version,
+        "policy_version": pins.policy_version,
+    }
     reasons: list[str] = []
     if catalog.version != pins.catalog_version:
         reasons.append(
             f"the tool catalog changed since the run started ({pins.catalog_version} -> "
             f"{catalog.version}); start a new run"
         )
+    elif policy.version != pins.policy_version:
+        reasons.append(
+            f"the policy changed since the run started ({pins.policy_version} -> "
+            f"{policy.version}); start a new run"
+        )
     else:
         reasons = [str(f) for f in check_plan(current, catalog, Budget(max_steps=ctx.max_steps))]
-    base = {
-        "plan_id": current.id,
-        "catalog_version": pins.catalog_version,
-        "policy_version": pins.policy_version,
-    }
     if reasons:
-        planner = services.planner_for(ctx, state.get("explicit_plan"))
-        fixable = planner.can_replan and state.get("plan_attempts", 0) <= ctx.max_replans
-        verdict = Verdict(outcome="deny", reasons=reasons, fixable=fixable, **base)
-        update: dict[str, Any] = {"verdict": verdict}
-        if fixable:
-            update["feedback"] = reasons
-        else:
-            update["status"] = "refused"
-            update["error"] = "; ".join(reasons)
-        return update
-    reviews = reviews_required(current, catalog)
-    outcome = "needs_approval" if reviews else "allow"
-    return {"verdict": Verdict(outcome=outcome, reviews=reviews, **base), "status": "verified"}
+        return _refuse(state, ctx, Verdict(outcome="deny", reasons=reasons, **base))
+    decision, digest = _judge(state, ctx, current)
+    verdict = to_verdict(decision, current, pins.catalog_version, pins.policy_version, digest)
+    if verdict.outcome == "deny":
+        return _refuse(state, ctx, verdict)
+    return {"verdict": verdict, "status": "verified"}
+
+
+def _judge(
+    state: State,
+    ctx: Context,
+    current: Plan,
+    known_outputs: dict[str, Any] | None = None,
+) -> tuple[PolicyDecision, str]:
+    """Resolve the facts of ``current`` and evaluate the policy on them (fails closed)."""
+    catalog = services.catalog()
+    policy = services.policy()
+    stores = services.stores(ctx)
+    try:
+        facts = resolve_facts(current, catalog, stores.domain, stores.lock, known_outputs)
+    except sqlite3.Error as exc:
+        failure = Violation("plan", "facts.readable", f"the facts could not be read: {exc}")
+        return PolicyDecision(deny=(failure,)), ""
+    document = policy.input_for(current, catalog, facts, ancestors(current), state.get("actor"))
+    return policy.decide(document), facts_hash(facts)
+
+
+def _refuse(state: State, ctx: Context, verdict: Verdict) -> dict[str, Any]:
+    planner = services.planner_for(ctx, state.get("explicit_plan"))
+    fixable = planner.can_replan and state.get("plan_attempts", 0) <= ctx.max_replans
+    verdict = verdict.model_copy(update={"fixable": fixable})
+    update: dict[str, Any] = {"verdict": verdict}
+    if fixable:
+        update["feedback"] = list(verdict.reasons)
+    else:
+        update["status"] = "refused"
+        update["error"] = "; ".join(verdict.reasons)
+    return update
 
 
 def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -160,6 +204,7 @@ def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     pending = [r for r in verdict.reviews if r.step_id not in granted]
     if not pending:
         return {"status": "approved"}
+    identity = identity_from_config(get_config())
 
     answered: dict[str, Decision] = {}
     problem: str | None = None
@@ -167,7 +212,15 @@ def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         remaining = [r for r in pending if r.step_id not in answered]
         answer = interrupt(review_request(current, remaining, state["decision_id"], pins, problem))
         try:
-            decisions = parse_answer(answer, remaining, current)
+            decisions = parse_answer(answer, remaining, current, identity)
+            authorize(
+                decisions,
+                remaining,
+                current,
+                services.catalog(),
+                services.policy(),
+                state.get("actor"),
+            )
         except DecisionInvalid as exc:
             problem = str(exc)
             continue
@@ -200,6 +253,7 @@ def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             step_id=d.step_id,
             digest=_digest(new_plan.step(d.step_id), new_plan, pins),
             reviewer=d.reviewer,
+            roles=d.roles,
         )
         for d in given
     ]
@@ -208,6 +262,7 @@ def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             step_id=a.step_id,
             digest=_digest(new_plan.step(a.step_id), new_plan, pins),
             reviewer=a.reviewer,
+            roles=a.roles,
         )
         for a in state.get("approvals") or []
         if a.step_id in granted and a.step_id not in answered
@@ -285,6 +340,19 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             for sid, r in results.items()
             if r.ok and sid in dependencies(step)
         }
+        if entry.spec.effect == "write" and step.id not in _ledgered(state, stores, step):
+            # The world may have changed while the run waited: re-read and re-judge the step.
+            known = {
+                sid: _output(r, state["decision_id"], stores) for sid, r in results.items() if r.ok
+            }
+            decision, _ = _judge(state, ctx, current, known)
+            denials = decision.denials_for(step.id)
+            if denials:
+                reason = "refused at execution: " + "; ".join(str(v) for v in denials)
+                refusal = StepResult(
+                    step_id=step.id, tool=step.tool, ok=False, error=reason, attempts=0
+                )
+                return {"results": {step.id: refusal}, "status": "refused", "error": reason}
         args = resolve_refs(step.args, outputs, step.id)
         result = run_step(
             StepCall(decision_id=state["decision_id"], step_id=step.id, entry=entry, args=args),
@@ -324,6 +392,15 @@ def compensate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         if done:
             updated[step.id] = result.model_copy(update={"compensated": True})
     cause = "; ".join(f"{r.step_id} ({r.tool}) failed: {r.error}" for r in failed)
+    if state.get("status") == "refused":
+        # A step was refused at execution; the run stays refused after undoing earlier writes.
+        note = "" if all_done else "; compensation incomplete"
+        return {
+            "results": updated,
+            "compensation": notes,
+            "status": "refused",
+            "error": (state.get("error") or cause) + note,
+        }
     if not all_done:
         status, error = "failed", f"{cause}; compensation incomplete"
     elif updated:
@@ -364,6 +441,15 @@ def _plan(state: State) -> Plan:
 
 def _digest(step: Step, current: Plan, pins: Pins) -> str:
     return approval_digest(step, current.id, pins.catalog_version, pins.policy_version)
+
+
+def _ledgered(state: State, stores: Any, step: Step) -> set[str]:
+    """Return ``{step.id}`` if the ledger already holds this step's outcome (a resumed run)."""
+    from checkpoints.ledger import Ledger
+
+    with stores.lock:
+        row = Ledger(stores.domain).get(state["decision_id"], step.id)
+    return {step.id} if row is not None and row.status != "started" else set()
 
 
 def _output(result: StepResult, decision_id: str, stores: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -14,7 +14,7 @@ from graph.context import Context
 from graph.graph import build_graph
 from graph.nodes import screen_input
 from graph.planners.explicit import parse_plan_document
-from graph.schemas import Plan, StepReview
+from graph.schemas import Decision, Plan, StepReview
 from graph.services import catalog
 from graph.state import InputState
 from guards.contracts import Budget, check_plan
@@ -104,25 +104,7 @@ class Runner:
         plan = snapshot.values.get("plan")
         if not isinstance(plan, Plan):
             raise RunError(f"thread {thread_id} has no plan")
-        pending = [
-            StepReview(step_id=a["step_id"], reason=a.get("description", ""))
-            for a in request["action_requests"]
-        ]
-        decisions = parse_answer(answer, pending, plan)
-        edits = {d.step_id: d for d in decisions if d.type == "edit"}
-        if edits:
-            steps = [
-                s.model_copy(update={"tool": edits[s.id].tool, "args": edits[s.id].args})
-                if s.id in edits
-                else s
-                for s in plan.steps
-            ]
-            edited = Plan(source="edit", goal=plan.goal, template=plan.template, steps=steps)
-            findings = check_plan(edited, catalog(), Budget(max_steps=self.context.max_steps))
-            if findings:
-                raise DecisionInvalid(
-                    [f"the edited plan breaks its contract: {f}" for f in findings]
-                )
+        check_answer(answer, request, plan, max_steps=self.context.max_steps)
         self._require_seeded()
         self.graph.invoke(
             Command(resume=answer),
@@ -200,9 +182,48 @@ class Runner:
             }
 
 
-def _pending_request(snapshot: StateSnapshot) -> dict[str, Any] | None:
-    for intr in snapshot.interrupts:
-        value = intr.value
+def check_answer(
+    answer: Any, request: Mapping[str, Any], plan: Plan, *, max_steps: int
+) -> list[Decision]:
+    """Validate an answer to a pending review request before the thread is touched.
+
+    Args:
+        answer: The resume payload, as a reviewer sent it.
+        request: The pending interrupt value (``action_requests`` ...).
+        plan: The plan under review.
+        max_steps: The run's step budget, for re-checking edited plans.
+
+    Raises:
+        DecisionInvalid: the answer is malformed or an edit breaks the plan's contracts.
+    """
+    pending = [
+        StepReview(step_id=a["step_id"], reason=a.get("description", ""))
+        for a in request["action_requests"]
+    ]
+    decisions = parse_answer(answer, pending, plan)
+    edits = {d.step_id: d for d in decisions if d.type == "edit"}
+    if edits:
+        steps = [
+            s.model_copy(update={"tool": edits[s.id].tool, "args": edits[s.id].args})
+            if s.id in edits
+            else s
+            for s in plan.steps
+        ]
+        edited = Plan(source="edit", goal=plan.goal, template=plan.template, steps=steps)
+        findings = check_plan(edited, catalog(), Budget(max_steps=max_steps))
+        if findings:
+            raise DecisionInvalid([f"the edited plan breaks its contract: {f}" for f in findings])
+    return decisions
+
+
+def pending_request(interrupts: Iterable[Any]) -> dict[str, Any] | None:
+    """Return the review request among a thread's pending interrupts, if any."""
+    for intr in interrupts:
+        value = getattr(intr, "value", None)
         if isinstance(value, dict) and "action_requests" in value:
             return value
     return None
+
+
+def _pending_request(snapshot: StateSnapshot) -> dict[str, Any] | None:
+    return pending_request(snapshot.interrupts)

@@ -109,6 +109,17 @@ class StepReview(BaseModel):
 
     step_id: str
     reason: str
+    rules: list[str] = Field(default_factory=list, description="Policy rules that asked.")
+    roles: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Roles that may approve; with several rules asking, the reviewer must hold one "
+            "role of every rule's list (see ``requirements``)."
+        ),
+    )
+    requirements: list[dict[str, Any]] = Field(
+        default_factory=list, description="Each asking rule with its approver roles."
+    )
 
 
 class Verdict(BaseModel):
@@ -121,6 +132,9 @@ class Verdict(BaseModel):
     catalog_version: str
     policy_version: str
     reasons: list[str] = Field(default_factory=list, description="Deny reasons or notes.")
+    facts_hash: str | None = Field(
+        default=None, description="Hash of the facts the policy decided on (read from the domain)."
+    )
     reviews: list[StepReview] = Field(
         default_factory=list, description="Steps that need a human, with the reason."
     )
@@ -137,6 +151,7 @@ class Decision(BaseModel):
     step_id: str
     type: Literal["approve", "edit", "reject"]
     reviewer: str = Field(min_length=1)
+    roles: list[str] = Field(default_factory=list, description="The reviewer's roles.")
     args: dict[str, Any] | None = Field(default=None, description="Edited arguments (edit only).")
     tool: str | None = Field(default=None, description="Edited tool name (edit only).")
     message: str | None = Field(default=None, description="Reason given with a reject.")
@@ -150,6 +165,7 @@ class Approval(BaseModel):
     step_id: str
     digest: str
     reviewer: str
+    roles: list[str] = Field(default_factory=list, description="The reviewer's roles.")
 
 
 class StepResult(BaseModel):

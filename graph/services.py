@@ -11,6 +11,7 @@ from graph.context import Context
 from graph.planners.base import Planner
 from graph.planners.explicit import ExplicitPlanner
 from graph.planners.templates import TemplatePlanner
+from guards.policy import Policy, load_policy
 from tools.catalog import Catalog
 from tools.retail import build_catalog
 
@@ -19,6 +20,12 @@ from tools.retail import build_catalog
 def catalog() -> Catalog:
     """Return the retail catalog (built once per process)."""
     return build_catalog()
+
+
+@functools.cache
+def policy() -> Policy:
+    """Return the policy (``PLANBOUND_POLICY_DIR`` / ``OPA_URL`` / shipped; loaded once)."""
+    return load_policy()
 
 
 @functools.cache

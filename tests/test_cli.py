@@ -13,6 +13,7 @@ from graph.cli import app
 from tools.retail import load_shipped, tau2_hash
 
 ORDER = "#W2974929"
+EMAIL = "fatima.anderson1447@example.com"
 
 
 @pytest.fixture
@@ -36,6 +37,7 @@ def test_seed_run_approve_export(home: Path, tmp_path: Path) -> None:
     plan.write_text(
         json.dumps(
             [
+                {"name": "find_user_id_by_email", "arguments": {"email": EMAIL}},
                 {"name": "get_order_details", "arguments": {"order_id": ORDER}},
                 {
                     "name": "cancel_pending_order",
@@ -57,7 +59,7 @@ def test_seed_run_approve_export(home: Path, tmp_path: Path) -> None:
         "error",
     }
     assert run["status"] == "awaiting_approval"
-    assert run["pending"][0]["step_id"] == "s2"
+    assert run["pending"][0]["step_id"] == "s3"
     thread = run["thread_id"]
 
     code, status = cli(home, "status", thread)

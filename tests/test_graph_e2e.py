@@ -22,11 +22,16 @@ from guards.errors import DecisionInvalid
 from tools.retail import export, load_shipped
 
 PENDING_ORDER = "#W2974929"  # fatima_anderson_2157, paid 182.03 with paypal_7916550
+EMAIL = "fatima.anderson1447@example.com"
 PROCESSED_ORDER = "#W2611340"
+# isabella_lopez_6490: pending, 321.18, paid with credit_card_8554680, two other methods
+ISABELLA = "isabella.lopez3271@example.com"
+ISABELLA_ORDER = "#W4923227"
 
 
 def cancel_actions(order_id: str = PENDING_ORDER, reason: str = "no longer needed") -> list[Any]:
     return [
+        {"name": "find_user_id_by_email", "arguments": {"email": EMAIL}},
         {"name": "get_order_details", "arguments": {"order_id": order_id}},
         {"name": "cancel_pending_order", "arguments": {"order_id": order_id, "reason": reason}},
     ]
@@ -61,7 +66,7 @@ def test_write_step_waits_for_approval_then_changes_exactly_what_tau2_would(
     shipped = load_shipped()
     first = runner.start(explicit_plan=cancel_actions())
     assert first["status"] == "awaiting_approval"
-    assert [p["step_id"] for p in first["pending"]] == ["s2"]
+    assert [p["step_id"] for p in first["pending"]] == ["s3"]
     assert first["pending"][0]["tool"] == "cancel_pending_order"
     assert first["verdict"]["outcome"] == "needs_approval"
     assert first["results"] == []  # nothing ran before approval, not even the read
@@ -71,13 +76,14 @@ def test_write_step_waits_for_approval_then_changes_exactly_what_tau2_would(
         first["thread_id"], {"decisions": [{"type": "approve"}], "reviewer": "ann"}
     )
     assert done["status"] == "completed", done
-    assert [r["step_id"] for r in done["results"]] == ["s1", "s2"]
-    assert done["results"][1]["output"]["status"] == "cancelled"
+    assert [r["step_id"] for r in done["results"]] == ["s1", "s2", "s3"]
+    assert done["results"][2]["output"]["status"] == "cancelled"
     assert export(stores.domain) == expected_cancel(shipped, PENDING_ORDER, "no longer needed")
     rows = Ledger(stores.domain).rows(done["decision_id"])
     assert [(r.step_id, r.status, r.attempts) for r in rows] == [
         ("s1", "succeeded", 1),
         ("s2", "succeeded", 1),
+        ("s3", "succeeded", 1),
     ]
 
 
@@ -88,7 +94,7 @@ def test_reject_changes_nothing(runner: Runner, stores: Stores) -> None:
         {"decisions": [{"type": "reject", "message": "customer called back"}], "reviewer": "bo"},
     )
     assert out["status"] == "rejected"
-    assert "s2 rejected by bo: customer called back" in out["error"]
+    assert "s3 rejected by bo: customer called back" in out["error"]
     assert out["results"] == []
     assert export(stores.domain) == load_shipped()
     assert Ledger(stores.domain).rows(out["decision_id"]) == []
@@ -163,16 +169,18 @@ def test_bad_resume_payload_is_a_clear_error_and_the_thread_stays_resumable(
 
 
 def test_failing_write_step_is_compensated(runner: Runner, stores: Stores) -> None:
+    """The second payment change passes the policy (the facts show one payment) but the
+    tool refuses it after the first change: the completed writes are undone in reverse."""
     shipped = load_shipped()
-    user_id = shipped["orders"][PROCESSED_ORDER]["user_id"]
     plan = {
-        "goal": "move and cancel",
+        "goal": "move, then change the payment twice",
         "steps": [
+            {"id": "who", "tool": "find_user_id_by_email", "args": {"email": ISABELLA}},
             {
                 "id": "move",
                 "tool": "modify_user_address",
                 "args": {
-                    "user_id": user_id,
+                    "user_id": "$who",
                     "address1": "1 Main St",
                     "address2": "",
                     "city": "Austin",
@@ -182,26 +190,39 @@ def test_failing_write_step_is_compensated(runner: Runner, stores: Stores) -> No
                 },
             },
             {
-                "id": "cancel",
-                "tool": "cancel_pending_order",
+                "id": "pay1",
+                "tool": "modify_pending_order_payment",
                 "depends_on": ["move"],
-                "args": {"order_id": PROCESSED_ORDER, "reason": "no longer needed"},
+                "args": {"order_id": ISABELLA_ORDER, "payment_method_id": "paypal_1621947"},
+            },
+            {
+                "id": "pay2",
+                "tool": "modify_pending_order_payment",
+                "depends_on": ["pay1"],
+                "args": {"order_id": ISABELLA_ORDER, "payment_method_id": "credit_card_8897086"},
             },
         ],
     }
     first = runner.start(explicit_plan=plan)
-    assert [p["step_id"] for p in first["pending"]] == ["move", "cancel"]
+    assert [p["step_id"] for p in first["pending"]] == ["move", "pay1", "pay2"], first
     out = runner.resume(
-        first["thread_id"],
-        {"decisions": [{"type": "approve"}, {"type": "approve"}], "reviewer": "ann"},
+        first["thread_id"], {"decisions": [{"type": "approve"}] * 3, "reviewer": "ann"}
     )
     assert out["status"] == "rolled_back", out
-    assert "Non-pending order cannot be cancelled" in out["error"]
-    assert out["results"][0]["compensated"] is True
-    assert out["compensation"] == ["move: undid modify_user_address (1 record(s) restored)"]
+    assert "There should be exactly one payment for a pending order" in out["error"]
+    assert [r["compensated"] for r in out["results"]] == [False, True, True, False]
+    assert out["compensation"] == [
+        "pay1: undid modify_pending_order_payment (1 record(s) restored)",
+        "move: undid modify_user_address (1 record(s) restored)",
+    ]
     assert export(stores.domain) == shipped
     statuses = {r.step_id: r.status for r in Ledger(stores.domain).rows(out["decision_id"])}
-    assert statuses == {"move": "compensated", "cancel": "failed"}
+    assert statuses == {
+        "who": "succeeded",
+        "move": "compensated",
+        "pay1": "compensated",
+        "pay2": "failed",
+    }
 
 
 def test_unknown_tool_is_refused_with_the_step_named(runner: Runner, stores: Stores) -> None:
@@ -242,7 +263,7 @@ def test_a_step_already_in_the_ledger_is_not_run_again(runner: Runner, stores: S
     again = run_step(
         StepCall(
             decision_id=done["decision_id"],
-            step_id="s2",
+            step_id="s3",
             entry=entry,
             args={"order_id": PENDING_ORDER, "reason": "no longer needed"},
         ),
@@ -272,8 +293,9 @@ def test_every_transition_is_checkpointed(runner: Runner) -> None:
         (["approve"], "verified", []),
         (["execute"], "approved", []),
         (["execute"], "executing", ["s1"]),  # one step per super-step: one checkpoint each
-        (["finalize"], "executing", ["s1", "s2"]),
-        ([], "completed", ["s1", "s2"]),
+        (["execute"], "executing", ["s1", "s2"]),
+        (["finalize"], "executing", ["s1", "s2", "s3"]),
+        ([], "completed", ["s1", "s2", "s3"]),
     ]
     assert [r["interrupted"] for r in reversed(rows)].count(True) == 1
     assert json.dumps(rows, default=str)

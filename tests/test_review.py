@@ -143,6 +143,7 @@ def test_tau2_action_list_is_read_as_a_plan() -> None:
         ("a1", "get_order_details"),
         ("s2", "cancel_pending_order"),
     ]
+    assert [s.depends_on for s in p.steps] == [[], ["a1"]]  # an action list is a sequence
     assert p.source == "explicit"
     same = parse_plan_document(
         {
@@ -152,6 +153,7 @@ def test_tau2_action_list_is_read_as_a_plan() -> None:
                     "id": "s2",
                     "tool": "cancel_pending_order",
                     "args": {"order_id": "#W1", "reason": "x"},
+                    "depends_on": ["a1"],
                 },
             ]
         },

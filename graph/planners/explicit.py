@@ -6,7 +6,8 @@ Accepted documents:
 * a bare list of steps, or ``{"actions": [...]}``: τ²-bench action lists, where a step may
   say ``name`` for ``tool``, ``arguments`` (or ``kwargs``) for ``args`` and ``action_id``
   for ``id``; τ²'s bookkeeping keys (``requestor``, ``info``, ``compare_args``) are ignored.
-  Steps without an id are numbered ``s1``, ``s2``, ...
+  Steps without an id are numbered ``s1``, ``s2``, ... An action list is a sequence, as in
+  τ²: when no action says ``depends_on``, each action depends on the one before it.
 
 An explicit plan is still verified and governed like any other.
 """
@@ -32,6 +33,7 @@ def parse_plan_document(document: Any, goal: str = "") -> Plan:
     Raises:
         PlanInvalid: naming each malformed step and field.
     """
+    sequential = not isinstance(document, Mapping) or "steps" not in document
     if isinstance(document, Mapping):
         unknown = sorted(set(document) - {"goal", "steps", "actions", "id", "source", "template"})
         if unknown:
@@ -45,6 +47,7 @@ def parse_plan_document(document: Any, goal: str = "") -> Plan:
 
     problems: list[str] = []
     steps: list[Step] = []
+    items: list[dict[str, Any]] = []
     for i, raw in enumerate(raw_steps):
         where = f"steps[{i}]"
         if not isinstance(raw, Mapping):
@@ -63,6 +66,12 @@ def parse_plan_document(document: Any, goal: str = "") -> Plan:
                 continue
             item[target] = value
         item.setdefault("id", f"s{i + 1}")
+        items.append(item)
+    if sequential and not any("depends_on" in item for item in items):
+        for before, item in zip(items, items[1:], strict=False):
+            item["depends_on"] = [before["id"]]
+    for i, item in enumerate(items):
+        where = f"steps[{i}]"
         try:
             steps.append(Step.model_validate(item))
         except ValidationError as exc:

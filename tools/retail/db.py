@@ -144,14 +144,19 @@ class RetailDB:
         """Yield products in the order of the source data."""
         return self._iter("products")
 
-    def find_item(self, item_id: str) -> dict[str, Any] | None:
-        """Return the variant with ``item_id`` from whichever product holds it, or ``None``."""
+    def product_of(self, item_id: str) -> str | None:
+        """Return the id of the product that has the variant ``item_id``, or ``None``."""
         row = self.conn.execute(
             "SELECT product_id FROM retail_items WHERE item_id = ?", (item_id,)
         ).fetchone()
-        if row is None:
+        return None if row is None else str(row[0])
+
+    def find_item(self, item_id: str) -> dict[str, Any] | None:
+        """Return the variant with ``item_id`` from whichever product holds it, or ``None``."""
+        product_id = self.product_of(item_id)
+        if product_id is None:
             return None
-        product = self.get_product(row[0])
+        product = self.get_product(product_id)
         if product is None:
             return None
         variant: dict[str, Any] | None = product["variants"].get(item_id)
