@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from checkpoints.factory import Stores, open_stores, planbound_home
 from graph.context import Context
 from graph.runner import RunError, Runner
 from guards.errors import GuardError
+from guards.policy import PolicyBundle, run_tests
 from tools.retail import RetailDB, load_shipped, seed, tau2_hash
 from tools.retail import export as export_domain
 
@@ -178,6 +180,9 @@ def run_cmd(
 def approve_cmd(
     thread: Annotated[str, typer.Argument(help="Thread awaiting approval.")],
     reviewer: Annotated[str, typer.Option("--reviewer", help="Your name (recorded).")] = "",
+    role: Annotated[
+        str, typer.Option("--role", help="Your role: reviewer, supervisor or admin.")
+    ] = "reviewer",
     all_steps: Annotated[bool, typer.Option("--all", help="Answer every pending step.")] = False,
     step: Annotated[str | None, typer.Option("--step", help="Answer one step.")] = None,
     yes: Annotated[bool, typer.Option("--approve", help="Approve.")] = False,
@@ -224,13 +229,18 @@ def approve_cmd(
             action = edited if "arguments" in edited else {"arguments": edited}
             decision = {"type": "edit", "edited_action": action}
         if step is not None:
-            return {"decisions": [{**decision, "step_id": step}], "reviewer": reviewer}
+            return {
+                "decisions": [{**decision, "step_id": step}],
+                "reviewer": reviewer,
+                "role": role,
+            }
         pending = runner.outcome(thread)["pending"]
         if not pending:
             raise RunError(f"thread {thread} is not awaiting approval")
         return {
             "decisions": [{**decision, "step_id": p["step_id"]} for p in pending],
             "reviewer": reviewer,
+            "role": role,
         }
 
     runner = _guarded(as_json, lambda: _runner(home), thread_id=thread)
@@ -381,6 +391,101 @@ def _show(outcome: dict[str, Any], as_json: bool) -> None:
         out.print(f"[red]last answer was invalid:[/] {outcome['review_error']}")
     if outcome.get("error"):
         out.print(f"[red]{outcome['error']}[/]", highlight=False)
+
+
+policy_app = typer.Typer(help="Inspect and test the Rego policy.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("explain")
+def policy_explain_cmd(
+    plan_file: Annotated[Path, typer.Option("--plan", help="A plan document (JSON).")],
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="Who asks (for approval rules).")
+    ] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show, for every step, each policy rule that fired and why (nothing is run)."""
+
+    def go() -> dict[str, Any]:
+        if not plan_file.is_file():
+            raise UsageError(f"plan file {plan_file} does not exist")
+        try:
+            document = json.loads(plan_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"plan file {plan_file} is not JSON ({exc})") from exc
+        return _runner(home).explain(document, actor=actor)
+
+    report = _guarded(as_json, go)
+    if as_json:
+        print(json.dumps(report))
+        return
+    colour = {"allow": "green", "needs_approval": "yellow"}.get(report["outcome"], "red")
+    out.print(
+        f"plan {report['plan_id']}: [bold {colour}]{report['outcome']}[/]  "
+        f"(policy {report['policy_version']}, catalog {report['catalog_version']}, "
+        f"facts {report['facts_hash']})",
+        highlight=False,
+    )
+    for finding in report["contracts"]:
+        out.print(f"[red]contract:[/] {finding}", highlight=False)
+    table = Table(show_lines=True)
+    for column in ("step", "tool", "outcome", "rule", "why"):
+        table.add_column(column, overflow="fold")
+    for step in report["steps"]:
+        fired = [("deny", d) for d in step["deny"]] + [
+            ("approve", a) for a in step["needs_approval"]
+        ]
+        if not fired:
+            table.add_row(step["step"], step["tool"], "allow", "-", "no rule fired")
+        for kind, rule in fired:
+            why = rule["reason"]
+            if kind == "approve":
+                why += f" (approver roles: {', '.join(rule['roles'])})"
+            table.add_row(step["step"], step["tool"], step["outcome"], rule["rule"], why)
+    out.print(table)
+
+
+@policy_app.command("test")
+def policy_test_cmd(
+    policy_dir: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Policy directory (default: $PLANBOUND_POLICY_DIR or shipped)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the policy's Rego unit tests (``*_test.rego``); exit 1 if any fails."""
+    bundle = _guarded(as_json, lambda: PolicyBundle.load(policy_dir or _policy_dir()))
+    results = _guarded(as_json, lambda: run_tests(bundle))
+    failed = [r for r in results if not r.passed]
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "policy_version": bundle.version,
+                    "passed": len(results) - len(failed),
+                    "failed": len(failed),
+                    "tests": [r.__dict__ for r in results],
+                }
+            )
+        )
+    else:
+        table = Table(title=f"Rego tests ({bundle.source}, {bundle.version})")
+        for column in ("module", "test", "result"):
+            table.add_column(column)
+        for r in results:
+            mark = "[green]pass[/]" if r.passed else f"[red]FAIL[/] {r.error or ''}"
+            table.add_row(r.module, r.name, mark)
+        out.print(table)
+        out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed or not results:
+        raise typer.Exit(1)
+
+
+def _policy_dir() -> Path | None:
+    env = os.environ.get("PLANBOUND_POLICY_DIR")
+    return Path(env) if env else None
 
 
 def main() -> None:

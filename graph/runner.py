@@ -15,11 +15,13 @@ from graph.graph import build_graph
 from graph.nodes import screen_input
 from graph.planners.explicit import parse_plan_document
 from graph.schemas import Decision, Plan, StepReview
-from graph.services import catalog
+from graph.services import catalog, policy
 from graph.state import InputState
 from guards.contracts import Budget, check_plan
 from guards.errors import DecisionInvalid, GuardError
-from guards.review import parse_answer
+from guards.facts import ancestors, facts_hash, resolve_facts
+from guards.policy import to_verdict
+from guards.review import Identity, authorize, parse_answer
 from tools.retail import RetailDB
 
 FINAL = ("completed", "refused", "rejected", "failed", "rolled_back", "cannot_plan")
@@ -104,7 +106,15 @@ class Runner:
         plan = snapshot.values.get("plan")
         if not isinstance(plan, Plan):
             raise RunError(f"thread {thread_id} has no plan")
-        check_answer(answer, request, plan, max_steps=self.context.max_steps)
+        verdict = snapshot.values.get("verdict")
+        check_answer(
+            answer,
+            request,
+            plan,
+            max_steps=self.context.max_steps,
+            reviews=verdict.reviews if verdict is not None else (),
+            actor=snapshot.values.get("actor"),
+        )
         self._require_seeded()
         self.graph.invoke(
             Command(resume=answer),
@@ -113,6 +123,53 @@ class Runner:
             durability="sync",
         )
         return self.outcome(thread_id)
+
+    def explain(self, document: Any, actor: str | None = None) -> dict[str, Any]:
+        """Judge a plan document without running anything; say which rule fired and why.
+
+        Raises:
+            PlanInvalid: the document is not a plan.
+            RunError: the domain is not seeded (facts cannot be read).
+        """
+        plan = parse_plan_document(document)
+        self._require_seeded()
+        cat, pol = catalog(), policy()
+        findings = [str(f) for f in check_plan(plan, cat, Budget(max_steps=self.context.max_steps))]
+        facts = resolve_facts(plan, cat, self.stores.domain, self.stores.lock)
+        decision = pol.decide(pol.input_for(plan, cat, facts, ancestors(plan), actor))
+        verdict = to_verdict(decision, plan, cat.version, pol.version, facts_hash(facts))
+        steps = []
+        for step in plan.steps:
+            deny = [
+                {"rule": v.rule, "reason": v.reason}
+                for v in decision.deny
+                if v.step in (step.id, "plan")
+            ]
+            asks = [
+                {"rule": r.rule, "reason": r.reason, "roles": list(r.roles)}
+                for r in decision.needs_approval
+                if r.step == step.id
+            ]
+            steps.append(
+                {
+                    "step": step.id,
+                    "tool": step.tool,
+                    "args": step.args,
+                    "resolved_args": facts["steps"][step.id]["args"],
+                    "outcome": "deny" if deny else "needs_approval" if asks else "allow",
+                    "deny": deny,
+                    "needs_approval": asks,
+                }
+            )
+        return {
+            "plan_id": plan.id,
+            "outcome": "deny" if findings else verdict.outcome,
+            "contracts": findings,
+            "policy_version": pol.version,
+            "catalog_version": cat.version,
+            "facts_hash": verdict.facts_hash,
+            "steps": steps,
+        }
 
     def _snapshot(self, thread_id: str) -> StateSnapshot:
         snapshot = self.graph.get_state(self._config(thread_id))
@@ -183,7 +240,14 @@ class Runner:
 
 
 def check_answer(
-    answer: Any, request: Mapping[str, Any], plan: Plan, *, max_steps: int
+    answer: Any,
+    request: Mapping[str, Any],
+    plan: Plan,
+    *,
+    max_steps: int,
+    reviews: Iterable[StepReview] = (),
+    actor: str | None = None,
+    identity: Identity | None = None,
 ) -> list[Decision]:
     """Validate an answer to a pending review request before the thread is touched.
 
@@ -192,15 +256,21 @@ def check_answer(
         request: The pending interrupt value (``action_requests`` ...).
         plan: The plan under review.
         max_steps: The run's step budget, for re-checking edited plans.
+        reviews: The verdict's reviews (who may approve what).
+        actor: Who asked for the run (a requester may not approve their own high-risk step).
+        identity: The authenticated reviewer, when the answer comes through the server.
 
     Raises:
-        DecisionInvalid: the answer is malformed or an edit breaks the plan's contracts.
+        DecisionInvalid: the answer is malformed, the reviewer may not approve a step, or an
+            edit breaks the plan's contracts.
     """
+    known = {r.step_id: r for r in reviews}
     pending = [
-        StepReview(step_id=a["step_id"], reason=a.get("description", ""))
+        known.get(a["step_id"]) or StepReview(step_id=a["step_id"], reason=a.get("description", ""))
         for a in request["action_requests"]
     ]
-    decisions = parse_answer(answer, pending, plan)
+    decisions = parse_answer(answer, pending, plan, identity)
+    authorize(decisions, pending, plan, catalog(), policy(), actor)
     edits = {d.step_id: d for d in decisions if d.type == "edit"}
     if edits:
         steps = [

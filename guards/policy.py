@@ -140,8 +140,13 @@ class RegoEngine:
     def query(self, rule: str, document: Mapping[str, Any]) -> Any:
         """Evaluate ``data.planbound.retail.<rule>`` in-process."""
         interp = self._interpreter()
-        interp.set_input_term(json.dumps(document))
-        output = interp.query(f"data.{PACKAGE}.{rule}")
+        try:
+            interp.set_input_term(json.dumps(document))
+            output = interp.query(f"data.{PACKAGE}.{rule}")
+        except Exception as exc:  # the engine's own failures, reported, never raised through
+            raise PolicyError(
+                f"the Rego engine failed on data.{PACKAGE}.{rule}: {type(exc).__name__}"
+            ) from None
         # An output that is not ok must not be printed or inspected (rego-cpp aborts).
         if not output.ok():
             raise PolicyError(f"the Rego engine could not evaluate data.{PACKAGE}.{rule}")
@@ -343,7 +348,7 @@ class Policy:
             )
         except PolicyError as exc:
             return PolicyDecision(deny=(Violation("plan", "policy.error", str(exc)),))
-        except (KeyError, TypeError) as exc:
+        except Exception as exc:  # fail closed on anything else, naming it
             return PolicyDecision(
                 deny=(Violation("plan", "policy.error", f"malformed policy decision: {exc!r}"),)
             )
@@ -369,7 +374,7 @@ class Policy:
         }
         try:
             raw = self.engine.query("approval_denied", document)
-        except PolicyError as exc:
+        except Exception as exc:
             return [f"the approval could not be checked: {exc}"]
         return sorted(str(r) for r in _as_list(raw))
 

@@ -11,6 +11,9 @@
 #   config            amount_threshold, max_write_steps
 #   approval          (approval checks only) step, risk, reviewer{id, roles}, requirements[]
 #
+# Messages are built with concat, not sprintf("%s") of computed strings, which rego-cpp
+# renders with quotes.
+#
 # Output: decision.deny[] and decision.needs_approval[], each naming step, rule and reason;
 # approval_denied[] for a reviewer who may not approve a step.
 package planbound.retail
@@ -52,9 +55,11 @@ step_by_id[s.id] := s if some s in steps
 
 is_write(s) if input.catalog[s.tool].effect == "write"
 
-write_steps := [s | some s in steps; is_write(s)]
+write_count := count([s | some s in input.plan.steps; is_write(s)])
 
-user_data_tools := {"get_user_details", "get_order_details"} | {s.tool | some s in write_steps}
+touches_user(s) if s.tool in {"get_user_details", "get_order_details"}
+
+touches_user(s) if is_write(s)
 
 args(s) := input.facts.steps[s.id].args
 
@@ -81,7 +86,7 @@ has_identity_before(s) if {
 
 deny contains violation(s, "identity.required", msg) if {
 	some s in steps
-	s.tool in user_data_tools
+	touches_user(s)
 	not has_identity_before(s)
 	msg := sprintf("%s touches a user's data, but no find_user_id_* step before it establishes who the user is", [s.tool])
 }
@@ -98,7 +103,7 @@ deny contains violation(s, "identity.one_user", msg) if {
 	count(authenticated) > 1
 	some s in steps
 	s.tool in identity_tools
-	msg := sprintf("a run serves one user, but the lookups identify %s", [concat(", ", sort(authenticated))])
+	msg := concat("", ["a run serves one user, but the lookups identify ", concat(", ", sort(authenticated))])
 }
 
 # One user per run: every record touched belongs to the authenticated user -------------
@@ -119,7 +124,8 @@ deny contains violation(s, "scope.order_owner", msg) if {
 }
 
 deny contains violation(s, "scope.order_exists", msg) if {
-	some s in write_steps
+	some s in steps
+	is_write(s)
 	s.tool in order_tools
 	order_id := args(s).order_id
 	not input.facts.orders[order_id]
@@ -134,7 +140,8 @@ deny contains violation(s, "scope.payment_method", msg) if {
 }
 
 deny contains violation(s, "facts.resolved", msg) if {
-	some s in write_steps
+	some s in steps
+	is_write(s)
 	some problem in input.facts.steps[s.id].unresolved
 	msg := sprintf("its arguments cannot be checked before it runs: %s", [problem])
 }
@@ -148,7 +155,7 @@ deny contains violation(s, "order.pending", msg) if {
 	s.tool in pending_only
 	status := order_of(s).status
 	status != "pending"
-	msg := sprintf("order %s is %q; only pending orders can be cancelled or modified", [args(s).order_id, status])
+	msg := sprintf("order %s is '%s'; only pending orders can be cancelled or modified", [args(s).order_id, status])
 }
 
 deny contains violation(s, "order.delivered", msg) if {
@@ -156,14 +163,14 @@ deny contains violation(s, "order.delivered", msg) if {
 	s.tool in delivered_only
 	status := order_of(s).status
 	status != "delivered"
-	msg := sprintf("order %s is %q; only delivered orders can be returned or exchanged", [args(s).order_id, status])
+	msg := sprintf("order %s is '%s'; only delivered orders can be returned or exchanged", [args(s).order_id, status])
 }
 
 deny contains violation(s, "cancel.reason", msg) if {
 	some s in steps
 	s.tool == "cancel_pending_order"
 	not args(s).reason in cancel_reasons
-	msg := sprintf("the reason must be 'no longer needed' or 'ordered by mistake', not %q", [args(s).reason])
+	msg := sprintf("the reason must be 'no longer needed' or 'ordered by mistake', not '%s'", [args(s).reason])
 }
 
 deny contains violation(s, "modify.items_once", msg) if {
@@ -280,25 +287,29 @@ deny contains violation(s, "return.refund_method", msg) if {
 deny contains violation(s, "transfer.out_of_scope", msg) if {
 	some s in steps
 	s.tool == "transfer_to_human_agents"
-	count(write_steps) > 0
+	some w in steps
+	is_write(w)
 	msg := "a transfer to a human is only for requests the tools cannot serve, but this plan also changes data"
 }
 
 # Operator rules ------------------------------------------------------------------------
 
 deny contains violation(s, "operator.max_write_steps", msg) if {
-	count(write_steps) > input.config.max_write_steps
-	s := write_steps[input.config.max_write_steps]
-	msg := sprintf("the plan has %d write steps; at most %d are allowed", [count(write_steps), input.config.max_write_steps])
+	writes := [w | some w in steps; is_write(w)]
+	count(writes) > input.config.max_write_steps
+	s := writes[input.config.max_write_steps]
+	msg := sprintf("the plan has %d write steps; at most %d are allowed", [count(writes), input.config.max_write_steps])
 }
 
 needs_approval contains {"step": s.id, "rule": "writes.need_approval", "reason": msg, "roles": approver_roles} if {
-	some s in write_steps
+	some s in steps
+	is_write(s)
 	msg := sprintf("%s changes the domain (risk %s)", [s.tool, input.catalog[s.tool].risk])
 }
 
 needs_approval contains {"step": s.id, "rule": "operator.amount_threshold", "reason": msg, "roles": supervisor_roles} if {
-	some s in write_steps
+	some s in steps
+	is_write(s)
 	total := order_of(s).total
 	total > input.config.amount_threshold
 	msg := sprintf("order %s is worth %v, over the %v threshold: a supervisor must approve", [args(s).order_id, total, input.config.amount_threshold])
@@ -312,7 +323,8 @@ approval_denied contains msg if {
 	some requirement in input.approval.requirements
 	held := {r | some r in input.approval.reviewer.roles; r in requirement.roles}
 	count(held) == 0
-	msg := sprintf("%s may not approve step %s: rule %s needs one of the roles %s", [input.approval.reviewer.id, input.approval.step, requirement.rule, concat(", ", requirement.roles)])
+	who := sprintf("%s may not approve step %s: rule %s needs one of the roles ", [input.approval.reviewer.id, input.approval.step, requirement.rule])
+	msg := concat("", [who, concat(", ", requirement.roles)])
 }
 
 approval_denied contains msg if {
