@@ -14,25 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-LedgerStatus = Literal["started", "succeeded", "failed", "compensated"]
+from checkpoints.db import Domain, as_domain, migrate
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ledger (
-    decision_id TEXT NOT NULL,
-    step_id TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    args TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('started', 'succeeded', 'failed', 'compensated')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    output TEXT,
-    output_hash TEXT,
-    changes TEXT,
-    error TEXT,
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    PRIMARY KEY (decision_id, step_id)
-)
-"""
+LedgerStatus = Literal["started", "succeeded", "failed", "compensated", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -56,12 +40,13 @@ class LedgerRow:
 class Ledger:
     """Reads and writes ledger rows on a connection whose transactions the caller owns."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    def __init__(self, conn: Domain | sqlite3.Connection) -> None:
+        """Use ``conn`` (a :class:`~checkpoints.db.Domain` or a raw SQLite connection)."""
+        self.conn = as_domain(conn)
 
     def setup(self) -> None:
-        """Create the ledger table if missing."""
-        self.conn.execute(_SCHEMA)
+        """Create the ledger tables if missing (applies the schema migrations)."""
+        migrate(self.conn)
 
     def get(self, decision_id: str, step_id: str) -> LedgerRow | None:
         """Return the row for the idempotency key, or ``None``."""
@@ -79,7 +64,7 @@ class Ledger:
         cur = self.conn.execute(
             "SELECT decision_id, step_id, tool, args, status, attempts, output, output_hash,"
             " changes, error, started_at, finished_at FROM ledger"
-            " WHERE decision_id = ? ORDER BY started_at, rowid",
+            " WHERE decision_id = ? ORDER BY started_at, step_id",
             (decision_id,),
         )
         return [_row(r) for r in cur.fetchall()]

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from checkpoints.db import Domain, as_domain
 from checkpoints.ledger import Ledger
 from graph.schemas import StepResult, canonical_json, content_hash
 from tools.catalog import CatalogEntry, ToolError
@@ -90,7 +91,7 @@ def resolve_refs(value: Any, outputs: Mapping[str, Any], step_id: str) -> Any:
 
 def run_step(
     call: StepCall,
-    conn: sqlite3.Connection,
+    conn: Domain | sqlite3.Connection,
     lock: threading.RLock,
     *,
     inline_limit: int = 4096,
@@ -101,6 +102,7 @@ def run_step(
     If the ledger already holds an outcome for ``(decision_id, step_id)``, that outcome is
     returned and the tool is not called again.
     """
+    conn = as_domain(conn)
     ledger = Ledger(conn)
     spec = call.entry.spec
     with lock:
@@ -111,14 +113,27 @@ def run_step(
             )
         ledger.start(call.decision_id, call.step_id, spec.name, call.args)
 
+    retryable: tuple[type[BaseException], ...] = (_Timeout, *conn.transient)
     attempts = 0
     error: str | None = None
     while attempts <= spec.retries:
         attempts += 1
         with lock:
             db = RetailDB(conn)
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.begin(write=True)
+                row = ledger.get(call.decision_id, call.step_id)
+                if row is not None and row.status != "started":
+                    # Another executor finished this step meanwhile: its outcome stands.
+                    conn.rollback()
+                    return _result(
+                        call,
+                        row.status != "failed",
+                        row.output,
+                        row.error,
+                        row.attempts,
+                        inline_limit,
+                    )
                 output = _call_with_timeout(call, db, conn, spec.timeout_s)
                 changes = [c.to_json() for c in db.take_changes()]
                 ledger.finish(
@@ -130,28 +145,26 @@ def run_step(
                     output_hash=content_hash(output, 64),
                     changes=changes,
                 )
-                conn.execute("COMMIT")
+                conn.commit()
                 return _result(call, True, output, None, attempts, inline_limit)
             except ToolError as exc:
-                conn.execute("ROLLBACK")
+                conn.rollback()
                 error = exc.message
                 break
             except ValidationError as exc:
                 # Arguments that passed verify but not after references were resolved.
-                conn.execute("ROLLBACK")
+                conn.rollback()
                 error = f"invalid arguments after resolving references: {_first_error(exc)}"
                 break
-            except (_Timeout, sqlite3.OperationalError) as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+            except retryable as exc:
+                conn.rollback()
                 error = (
                     f"timed out after {spec.timeout_s:g}s"
                     if isinstance(exc, _Timeout)
                     else f"database error: {exc}"
                 )
-            except Exception:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+            except BaseException:
+                conn.rollback()
                 raise
         time.sleep(backoff_s * 2 ** (attempts - 1))
     with lock:
@@ -167,9 +180,7 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
-def _call_with_timeout(
-    call: StepCall, db: RetailDB, conn: sqlite3.Connection, timeout_s: float
-) -> Any:
+def _call_with_timeout(call: StepCall, db: RetailDB, conn: Domain, timeout_s: float) -> Any:
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tool")
     future = pool.submit(call.entry.tool.invoke, {**call.args, "db": db})
     try:
@@ -215,12 +226,13 @@ def _result(
 
 
 def compensate_step(
-    conn: sqlite3.Connection, lock: threading.RLock, decision_id: str, step_id: str
+    conn: Domain | sqlite3.Connection, lock: threading.RLock, decision_id: str, step_id: str
 ) -> tuple[bool, str]:
     """Undo a succeeded step by restoring its before-images, in one transaction.
 
     Returns ``(done, note)``; nothing is restored if any record changed since the step.
     """
+    conn = as_domain(conn)
     ledger = Ledger(conn)
     with lock:
         row = ledger.get(decision_id, step_id)
@@ -231,26 +243,26 @@ def compensate_step(
             )
         db = RetailDB(conn)
         changes = [Change.from_json(c) for c in row.changes]
-        conn.execute("BEGIN IMMEDIATE")
+        conn.begin(write=True)
         try:
             for change in reversed(changes):
                 if not db.restore(change):
-                    conn.execute("ROLLBACK")
+                    conn.rollback()
                     return False, (
                         f"{step_id}: {change.table} {change.key} changed since {row.tool} ran;"
                         " left as is"
                     )
             db.take_changes()
             ledger.mark_compensated(decision_id, step_id)
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
+            conn.commit()
+        except BaseException:
+            conn.rollback()
             raise
     return True, f"{step_id}: undid {row.tool} ({len(changes)} record(s) restored)"
 
 
 def ledger_output(
-    conn: sqlite3.Connection, lock: threading.RLock, decision_id: str, step_id: str
+    conn: Domain | sqlite3.Connection, lock: threading.RLock, decision_id: str, step_id: str
 ) -> Any:
     """Return a step's full output from the ledger (for outputs kept by reference)."""
     with lock:

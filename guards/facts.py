@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from checkpoints.db import Domain, as_domain
 from graph.engine import ToolFailed, resolve_refs
 from graph.schemas import Plan, Step, content_hash
 from guards.contracts import dependencies
@@ -83,7 +84,7 @@ def _in_dependency_order(plan: Plan) -> list[Step]:
 def resolve_facts(
     plan: Plan,
     catalog: Catalog,
-    conn: sqlite3.Connection,
+    conn: Domain | sqlite3.Connection,
     lock: threading.RLock,
     known_outputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -103,38 +104,35 @@ def resolve_facts(
     users: dict[str, Any] = {}
     orders: dict[str, Any] = {}
     items: dict[str, Any] = {}
-    with lock:
-        conn.execute("BEGIN")
-        try:
-            db = RetailDB(conn)
-            for step in _in_dependency_order(plan):
-                entry = catalog.get(step.tool)
-                record: dict[str, Any] = {"args": None, "unresolved": [], "output": None}
-                record["error"] = None
-                step_facts[step.id] = record
+    domain = as_domain(conn)
+    with lock, domain.snapshot():
+        db = RetailDB(domain)
+        for step in _in_dependency_order(plan):
+            entry = catalog.get(step.tool)
+            record: dict[str, Any] = {"args": None, "unresolved": [], "output": None}
+            record["error"] = None
+            step_facts[step.id] = record
+            try:
+                args = resolve_refs(step.args, outputs, step.id)
+            except ToolFailed as exc:
+                record["unresolved"].append(exc.reason)
+                continue
+            record["args"] = args
+            if step.id in known:
+                outputs[step.id] = known[step.id]
+            elif entry is not None and entry.spec.effect == "read":
                 try:
-                    args = resolve_refs(step.args, outputs, step.id)
-                except ToolFailed as exc:
-                    record["unresolved"].append(exc.reason)
-                    continue
-                record["args"] = args
-                if step.id in known:
-                    outputs[step.id] = known[step.id]
-                elif entry is not None and entry.spec.effect == "read":
-                    try:
-                        outputs[step.id] = entry.tool.invoke({**args, "db": db})
-                    except ToolError as exc:
-                        record["error"] = exc.message
-                    except ValueError as exc:  # arguments the contracts already refused
-                        record["error"] = str(exc).splitlines()[0]
-                identity = None
-                if step.tool in IDENTITY_TOOLS and isinstance(outputs.get(step.id), str):
-                    identity = record["output"] = outputs[step.id]
-                _collect(db, args, identity, users, orders, items)
-            if db.take_changes():
-                raise RuntimeError("a read tool changed the domain while facts were resolved")
-        finally:
-            conn.execute("ROLLBACK")
+                    outputs[step.id] = entry.tool.invoke({**args, "db": db})
+                except ToolError as exc:
+                    record["error"] = exc.message
+                except ValueError as exc:  # arguments the contracts already refused
+                    record["error"] = str(exc).splitlines()[0]
+            identity = None
+            if step.tool in IDENTITY_TOOLS and isinstance(outputs.get(step.id), str):
+                identity = record["output"] = outputs[step.id]
+            _collect(db, args, identity, users, orders, items)
+        if db.take_changes():
+            raise RuntimeError("a read tool changed the domain while facts were resolved")
     return {"steps": step_facts, "users": users, "orders": orders, "items": items}
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
+import psycopg
 import pytest
 from langchain_core.tools import InjectedToolArg, tool
 from pydantic import BaseModel
@@ -85,12 +88,29 @@ def mini_catalog() -> Catalog:
     )
 
 
-@pytest.fixture
-def stores(tmp_path: Path) -> Iterator[Stores]:
-    """Fresh stores with the shipped retail data seeded."""
+PG_ADMIN = os.environ.get("PLANBOUND_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+"""A PostgreSQL server where tests may create and drop databases."""
+
+
+@pytest.fixture(scope="module")
+def pg_uri(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh PostgreSQL database for the test module, dropped afterwards."""
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    name = f"pb_{module}_{uuid.uuid4().hex[:8]}".lower()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    """Fresh stores with the shipped retail data seeded, on SQLite and on PostgreSQL."""
     from tools.retail import load_shipped, seed
 
-    s = open_stores(tmp_path / "home")
+    uri = request.getfixturevalue("pg_uri") if request.param == "postgres" else None
+    s = open_stores(tmp_path / "home", uri=uri)
     with s.lock:
         seed(s.domain, load_shipped())
     yield s

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Annotated, Any
 
@@ -39,7 +38,7 @@ def flaky(fail_times: int, db: Annotated[Any, InjectedToolArg] = None) -> str:
     """
     calls["flaky"] = calls.get("flaky", 0) + 1
     if calls["flaky"] <= fail_times:
-        raise sqlite3.OperationalError("database is locked")
+        raise db.conn.transient[0]("database is locked")  # the backend's own lock error
     return "ok"
 
 

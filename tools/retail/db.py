@@ -15,9 +15,11 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from importlib import resources
 from typing import Any, Literal
+
+from checkpoints.db import Domain, as_domain, migrate
 
 Table = Literal["users", "orders", "products"]
 TABLES: tuple[Table, ...] = ("products", "users", "orders")
@@ -35,28 +37,6 @@ OPTIONAL_ORDER_KEYS = (
     "return_payment_method_id",
 )
 """Order keys τ²'s pydantic model adds with ``null`` when absent (used by its hash)."""
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS retail_users (
-    seq INTEGER NOT NULL UNIQUE,
-    key TEXT PRIMARY KEY,
-    doc TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS retail_orders (
-    seq INTEGER NOT NULL UNIQUE,
-    key TEXT PRIMARY KEY,
-    doc TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS retail_products (
-    seq INTEGER NOT NULL UNIQUE,
-    key TEXT PRIMARY KEY,
-    doc TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS retail_items (
-    item_id TEXT PRIMARY KEY,
-    product_id TEXT NOT NULL
-);
-"""
 
 
 class DomainNotSeeded(RuntimeError):
@@ -105,11 +85,15 @@ class RetailDB:
     """Typed access to the retail records on a connection whose transactions the caller owns.
 
     Reads return fresh ``dict`` copies; a tool mutates its copy and writes it back with
-    :meth:`put`, which records a :class:`Change`.
+    :meth:`put`, which records a :class:`Change`. ``connection`` is a
+    :class:`~checkpoints.db.Domain` (SQLite or PostgreSQL) or a raw SQLite connection.
     """
 
-    conn: sqlite3.Connection
+    connection: InitVar[Domain | sqlite3.Connection]
     changes: list[Change] = field(default_factory=list)
+
+    def __post_init__(self, connection: Domain | sqlite3.Connection) -> None:
+        self.conn: Domain = as_domain(connection)
 
     # Reads -------------------------------------------------------------------------------
 
@@ -164,11 +148,15 @@ class RetailDB:
 
     def is_seeded(self) -> bool:
         """Whether the retail tables exist and hold data."""
-        try:
-            row = self.conn.execute("SELECT 1 FROM retail_users LIMIT 1").fetchone()
-        except sqlite3.OperationalError:
+        if self.conn.dialect == "postgres":
+            exists = self.conn.execute("SELECT to_regclass('retail_users')").fetchone()[0]
+        else:
+            exists = self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'retail_users'"
+            ).fetchone()
+        if not exists:
             return False
-        return row is not None
+        return self.conn.execute("SELECT 1 FROM retail_users LIMIT 1").fetchone() is not None
 
     # Writes ------------------------------------------------------------------------------
 
@@ -219,12 +207,7 @@ class RetailDB:
         return True
 
 
-def create_schema(conn: sqlite3.Connection) -> None:
-    """Create the retail tables if they do not exist."""
-    conn.executescript(SCHEMA)
-
-
-def seed(conn: sqlite3.Connection, data: dict[str, Any]) -> dict[str, int]:
+def seed(conn: Domain | sqlite3.Connection, data: dict[str, Any]) -> dict[str, int]:
     """Replace the domain's records with ``data`` (a τ²-format ``db.json`` document).
 
     Runs in one transaction: either all records are replaced or none. Returns the number of
@@ -236,39 +219,31 @@ def seed(conn: sqlite3.Connection, data: dict[str, Any]) -> dict[str, int]:
     from tools.retail.models import validate_db
 
     validate_db(data)
+    domain = as_domain(conn)
+    migrate(domain)
     counts: dict[str, int] = {}
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("DROP TABLE IF EXISTS retail_users")
-        conn.execute("DROP TABLE IF EXISTS retail_orders")
-        conn.execute("DROP TABLE IF EXISTS retail_products")
-        conn.execute("DROP TABLE IF EXISTS retail_items")
-        for statement in SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        for table in TABLES:
-            records: dict[str, Any] = data[table]
-            conn.executemany(
-                f"INSERT INTO retail_{table} (seq, key, doc) VALUES (?, ?, ?)",
-                ((i, key, _dump(doc)) for i, (key, doc) in enumerate(records.items())),
+    with domain.transaction(write=True):
+        for table in ("retail_users", "retail_orders", "retail_products", "retail_items"):
+            domain.execute(f"DELETE FROM {table}")
+        for name in TABLES:
+            records: dict[str, Any] = data[name]
+            domain.executemany(
+                f"INSERT INTO retail_{name} (seq, key, doc) VALUES (?, ?, ?)",
+                [(i, key, _dump(doc)) for i, (key, doc) in enumerate(records.items())],
             )
-            counts[table] = len(records)
-        conn.executemany(
+            counts[name] = len(records)
+        domain.executemany(
             "INSERT INTO retail_items (item_id, product_id) VALUES (?, ?)",
-            (
+            [
                 (item_id, product_id)
                 for product_id, product in data["products"].items()
                 for item_id in product["variants"]
-            ),
+            ],
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return counts
 
 
-def export(conn: sqlite3.Connection) -> dict[str, Any]:
+def export(conn: Domain | sqlite3.Connection) -> dict[str, Any]:
     """Return the domain state as a τ²-format ``db.json`` document.
 
     Optional order keys that are ``null`` are left out, as in τ²'s own ``db.json``.
