@@ -248,6 +248,18 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             PRIMARY KEY (decision_id, step_id))
         """,
     ),
+    (
+        4,
+        "review claims",
+        """
+        CREATE TABLE IF NOT EXISTS review_claims (
+            thread_id TEXT NOT NULL,
+            checkpoint_id TEXT NOT NULL,
+            reviewer TEXT NOT NULL,
+            claimed_at {float} NOT NULL,
+            PRIMARY KEY (thread_id, checkpoint_id))
+        """,
+    ),
 )
 """Versioned schema changes, applied in order once per database."""
 

@@ -132,3 +132,88 @@ def _row(r: tuple[Any, ...]) -> LedgerRow:
         started_at=r[10],
         finished_at=r[11],
     )
+
+
+class AlreadyDecided(Exception):
+    """Another reviewer (or process) already answered this pending review."""
+
+
+@dataclass(frozen=True)
+class ApprovalRow:
+    """An approval as consumed by execution."""
+
+    decision_id: str
+    step_id: str
+    digest: str
+    reviewer: str
+    roles: list[str]
+    recorded_at: float
+
+
+class Approvals:
+    """Approvals and review claims, next to the ledger (same database, same transactions)."""
+
+    def __init__(self, conn: Domain | sqlite3.Connection) -> None:
+        """Use ``conn`` (a :class:`~checkpoints.db.Domain` or a raw SQLite connection)."""
+        self.conn = as_domain(conn)
+
+    def claim(self, thread_id: str, checkpoint_id: str, reviewer: str) -> None:
+        """Claim the answer to the review pending at ``checkpoint_id``; only one claim wins.
+
+        Raises:
+            AlreadyDecided: someone else claimed it first.
+        """
+        with self.conn.transaction(write=True):
+            row = self.conn.execute(
+                "SELECT reviewer FROM review_claims WHERE thread_id = ? AND checkpoint_id = ?",
+                (thread_id, checkpoint_id),
+            ).fetchone()
+            if row is not None:
+                raise AlreadyDecided(
+                    f"the review of thread {thread_id} was already decided by {row[0]}"
+                )
+            self.conn.execute(
+                "INSERT INTO review_claims (thread_id, checkpoint_id, reviewer, claimed_at)"
+                " VALUES (?, ?, ?, ?)",
+                (thread_id, checkpoint_id, reviewer, time.time()),
+            )
+
+    def release(self, thread_id: str, checkpoint_id: str) -> None:
+        """Give a claim back (the answer could not be applied)."""
+        self.conn.execute(
+            "DELETE FROM review_claims WHERE thread_id = ? AND checkpoint_id = ?",
+            (thread_id, checkpoint_id),
+        )
+
+    def consume(
+        self, decision_id: str, step_id: str, digest: str, reviewer: str, roles: list[str]
+    ) -> bool:
+        """Record that execution used an approval; ``False`` if it was already used.
+
+        Call inside the transaction that runs the step, so the approval is consumed exactly
+        when the step's effects commit.
+        """
+        row = self.conn.execute(
+            "SELECT digest FROM approvals WHERE decision_id = ? AND step_id = ?",
+            (decision_id, step_id),
+        ).fetchone()
+        if row is not None:
+            return False
+        self.conn.execute(
+            "INSERT INTO approvals (decision_id, step_id, digest, reviewer, roles, recorded_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (decision_id, step_id, digest, reviewer, json.dumps(sorted(roles)), time.time()),
+        )
+        return True
+
+    def rows(self, decision_id: str) -> list[ApprovalRow]:
+        """Return the consumed approvals of a decision."""
+        cur = self.conn.execute(
+            "SELECT decision_id, step_id, digest, reviewer, roles, recorded_at FROM approvals"
+            " WHERE decision_id = ? ORDER BY recorded_at, step_id",
+            (decision_id,),
+        )
+        return [
+            ApprovalRow(r[0], r[1], r[2], r[3], json.loads(r[4]), float(r[5]))
+            for r in cur.fetchall()
+        ]

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from checkpoints.factory import Stores, open_stores, planbound_home
+from checkpoints.factory import StorageError, Stores, open_stores, planbound_home
 from graph.context import Context
 from graph.runner import RunError, Runner
 from guards.errors import GuardError
@@ -53,7 +53,7 @@ def _fail(message: str, as_json: bool, **extra: Any) -> NoReturn:
 def _guarded(as_json: bool, action: Callable[[], Any], **extra: Any) -> Any:
     try:
         return action()
-    except (GuardError, UsageError, ValueError, OSError) as exc:
+    except (GuardError, UsageError, ValueError, OSError, StorageError) as exc:
         _fail(str(exc), as_json, **extra)
 
 
@@ -246,6 +246,17 @@ def approve_cmd(
     runner = _guarded(as_json, lambda: _runner(home), thread_id=thread)
     body = _guarded(as_json, answer, thread_id=thread)
     _show(_guarded(as_json, lambda: runner.resume(thread, body), thread_id=thread), as_json)
+
+
+@app.command("resume")
+def resume_cmd(
+    thread: Annotated[str, typer.Argument(help="Thread that stopped mid-way.")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Continue a run that stopped mid-way (crash, lost connection) from its last checkpoint."""
+    runner = _guarded(as_json, lambda: _runner(home), thread_id=thread)
+    _show(_guarded(as_json, lambda: runner.proceed(thread), thread_id=thread), as_json)
 
 
 @app.command("status")

@@ -19,8 +19,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from checkpoints.db import Domain, as_domain
-from checkpoints.ledger import Ledger
-from graph.schemas import StepResult, canonical_json, content_hash
+from checkpoints.ledger import Approvals, Ledger
+from graph.faults import pause_point
+from graph.schemas import Approval, StepResult, canonical_json, content_hash
 from tools.catalog import CatalogEntry, ToolError
 from tools.retail.db import Change, RetailDB
 
@@ -58,6 +59,8 @@ class StepCall:
     step_id: str
     entry: CatalogEntry
     args: dict[str, Any]
+    approval: Approval | None = None
+    """The approval that allows this call (write steps); consumed when its effects commit."""
 
 
 def resolve_refs(value: Any, outputs: Mapping[str, Any], step_id: str) -> Any:
@@ -112,6 +115,7 @@ def run_step(
                 call, done.status != "failed", done.output, done.error, done.attempts, inline_limit
             )
         ledger.start(call.decision_id, call.step_id, spec.name, call.args)
+    pause_point(f"step:{call.step_id}:before_call")
 
     retryable: tuple[type[BaseException], ...] = (_Timeout, *conn.transient)
     attempts = 0
@@ -134,6 +138,16 @@ def run_step(
                         row.attempts,
                         inline_limit,
                     )
+                if call.approval is not None and not Approvals(conn).consume(
+                    call.decision_id,
+                    call.step_id,
+                    call.approval.digest,
+                    call.approval.reviewer,
+                    call.approval.roles,
+                ):
+                    conn.rollback()
+                    error = "its approval was already used; not run again"
+                    break
                 output = _call_with_timeout(call, db, conn, spec.timeout_s)
                 changes = [c.to_json() for c in db.take_changes()]
                 ledger.finish(
@@ -145,7 +159,9 @@ def run_step(
                     output_hash=content_hash(output, 64),
                     changes=changes,
                 )
+                pause_point(f"step:{call.step_id}:before_commit")
                 conn.commit()
+                pause_point(f"step:{call.step_id}:after_commit")
                 return _result(call, True, output, None, attempts, inline_limit)
             except ToolError as exc:
                 conn.rollback()

@@ -20,6 +20,7 @@ from graph.engine import (
     resolve_refs,
     run_step,
 )
+from graph.faults import pause_point
 from graph.schemas import (
     Approval,
     CannotPlan,
@@ -64,6 +65,7 @@ def screen_input(state: InputState) -> None:
 
 def intake(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Screen the input, give the run a decision id and pin catalog, policy and planner."""
+    pause_point("node:intake")
     screen_input(state)
     ctx = _ctx(runtime)
     catalog = services.catalog()
@@ -95,6 +97,7 @@ def intake(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Ask the planner for a plan; never runs a tool."""
+    pause_point("node:plan")
     ctx = _ctx(runtime)
     planner = services.planner_for(ctx, state.get("explicit_plan"))
     request = PlanRequest(
@@ -120,6 +123,7 @@ def verify(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ends the run (or goes back to a planner that can re-plan); otherwise the verdict lists
     the steps that need a human and which roles may approve them.
     """
+    pause_point("node:verify")
     ctx = _ctx(runtime)
     current = _plan(state)
     pins = state["pins"]
@@ -191,6 +195,7 @@ def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     malformed, the same request is asked again with the problem stated, so the thread stays
     resumable.
     """
+    pause_point("node:approve")
     current = _plan(state)
     verdict = state["verdict"]
     pins = state["pins"]
@@ -315,6 +320,7 @@ def review_request(
 
 def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Run the next ready step (one step per super-step, so each is its own checkpoint)."""
+    pause_point("node:execute")
     ctx = _ctx(runtime)
     current = _plan(state)
     pins = state["pins"]
@@ -329,11 +335,18 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     try:
         if entry is None:
             raise ToolFailed(step.id, f"unknown tool {step.tool!r}")
+        approval = None
         if entry.spec.effect == "write":
             digest = _digest(step, current, pins)
-            if not any(
-                a.step_id == step.id and a.digest == digest for a in state.get("approvals") or []
-            ):
+            approval = next(
+                (
+                    a
+                    for a in state.get("approvals") or []
+                    if a.step_id == step.id and a.digest == digest
+                ),
+                None,
+            )
+            if approval is None:
                 raise ToolFailed(step.id, "no approval matches this exact call; not run")
         outputs = {
             sid: _output(r, state["decision_id"], stores)
@@ -355,7 +368,13 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 return {"results": {step.id: refusal}, "status": "refused", "error": reason}
         args = resolve_refs(step.args, outputs, step.id)
         result = run_step(
-            StepCall(decision_id=state["decision_id"], step_id=step.id, entry=entry, args=args),
+            StepCall(
+                decision_id=state["decision_id"],
+                step_id=step.id,
+                entry=entry,
+                args=args,
+                approval=approval,
+            ),
             stores.domain,
             stores.lock,
             inline_limit=ctx.inline_limit,
@@ -368,6 +387,7 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 def compensate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Undo completed write steps in reverse order; report what could not be undone."""
+    pause_point("node:compensate")
     ctx = _ctx(runtime)
     current = _plan(state)
     stores = services.stores(ctx)
@@ -412,6 +432,7 @@ def compensate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 def finalize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Close the run: completed when every step succeeded, failed otherwise."""
+    pause_point("node:finalize")
     results = state.get("results") or {}
     failed = [r for r in results.values() if not r.ok]
     if failed:

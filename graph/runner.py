@@ -10,6 +10,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, StateSnapshot
 
 from checkpoints.factory import Stores
+from checkpoints.ledger import AlreadyDecided, Approvals
 from graph.context import Context
 from graph.graph import build_graph
 from graph.nodes import screen_input
@@ -116,12 +117,51 @@ class Runner:
             actor=snapshot.values.get("actor"),
         )
         self._require_seeded()
-        self.graph.invoke(
-            Command(resume=answer),
-            self._config(thread_id),
-            context=self.context,
-            durability="sync",
-        )
+        # One answer per pending review, across processes: the first claim wins.
+        checkpoint_id = str(snapshot.config["configurable"].get("checkpoint_id"))
+        reviewer = answer.get("reviewer") if isinstance(answer, Mapping) else None
+        approvals = Approvals(self.stores.domain)
+        try:
+            with self.stores.lock:
+                approvals.claim(thread_id, checkpoint_id, str(reviewer or "unknown"))
+        except AlreadyDecided as exc:
+            raise RunError(str(exc)) from None
+        try:
+            self.graph.invoke(
+                Command(resume=answer),
+                self._config(thread_id),
+                context=self.context,
+                durability="sync",
+            )
+        except BaseException:
+            if self._snapshot(thread_id).config["configurable"].get("checkpoint_id") == (
+                checkpoint_id
+            ):
+                with self.stores.lock:
+                    approvals.release(thread_id, checkpoint_id)  # nothing was applied
+            raise
+        return self.outcome(thread_id)
+
+    def proceed(self, thread_id: str) -> dict[str, Any]:
+        """Continue a run that stopped mid-way (crash, lost connection) from its last checkpoint.
+
+        Steps already in the ledger are not run again: their recorded outcome is reused.
+
+        Raises:
+            RunError: unknown thread, a thread waiting for a review, or one that is finished.
+        """
+        snapshot = self._snapshot(thread_id)
+        if _pending_request(snapshot) is not None:
+            raise RunError(
+                f"thread {thread_id} is awaiting approval; answer it with `planbound approve`"
+            )
+        if not snapshot.next:
+            raise RunError(
+                f"thread {thread_id} is finished ({snapshot.values.get('status')}); "
+                "nothing to resume"
+            )
+        self._require_seeded()
+        self.graph.invoke(None, self._config(thread_id), context=self.context, durability="sync")
         return self.outcome(thread_id)
 
     def explain(self, document: Any, actor: str | None = None) -> dict[str, Any]:
