@@ -1,0 +1,1 @@
+"""Serving planbound on the LangGraph server: auth, extra HTTP routes, metrics."""
