@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from checkpoints.factory import StorageError, Stores, open_stores, planbound_home
+from checkpoints.retention import prune
 from graph.context import Context
 from graph.runner import RunError, Runner
 from guards.errors import GuardError
@@ -293,19 +294,114 @@ def history_cmd(
         print(json.dumps({"thread_id": thread, "checkpoints": found}, default=str))
         return
     table = Table(title=f"thread {thread}")
-    for col in ("step", "source", "next", "status", "steps done", "checkpoint", "at"):
-        table.add_column(col)
+    for col in ("step", "source", "next", "status", "ledger (steps done)", "checkpoint", "at"):
+        table.add_column(col, overflow="fold")
     for r in found:
         table.add_row(
             str(r["step"]),
             str(r["source"]),
             ", ".join(r["next"]) or "-",
             str(r["status"]) + (" (interrupted)" if r["interrupted"] else ""),
-            ", ".join(r["steps_done"]) or "-",
-            str(r["checkpoint_id"])[-12:],
+            ", ".join(f"{sid}:{st}" for sid, st in r["ledger"].items()) or "-",
+            str(r["checkpoint_id"]),
             str(r["created_at"]),
         )
     out.print(table)
+
+
+@app.command("replay")
+def replay_cmd(
+    thread: Annotated[str, typer.Argument(help="Thread id.")],
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="Checkpoint id to re-run from.")],
+    live: Annotated[
+        bool,
+        typer.Option("--live", help="Allow writes that never ran (after a new approval)."),
+    ] = False,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-run a thread from a checkpoint; safe mode serves recorded outcomes, calls no writes."""
+    runner = _guarded(as_json, lambda: _runner(home), thread_id=thread)
+    outcome = _guarded(
+        as_json, lambda: runner.replay(thread, checkpoint, live=live), thread_id=thread
+    )
+    _show(outcome, as_json)
+
+
+@app.command("rollback")
+def rollback_cmd(
+    thread: Annotated[str, typer.Argument(help="Thread id.")],
+    to: Annotated[str, typer.Option("--to", help="Checkpoint id to roll back to.")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Undo the writes applied after a checkpoint (newest first), then fork back to it."""
+    runner = _guarded(as_json, lambda: _runner(home), thread_id=thread)
+    report = _guarded(as_json, lambda: runner.rollback(thread, to), thread_id=thread)
+    if as_json:
+        print(json.dumps(report))
+    else:
+        colour = "green" if report["status"] == "rolled_back" else "red"
+        out.print(f"thread {thread}: [bold {colour}]{report['status']}[/]", highlight=False)
+        for key in ("undone", "irreversible", "conflicts"):
+            for line in report[key]:
+                out.print(f"{key}: {line}", highlight=False)
+        if report["forked_checkpoint"]:
+            out.print(f"thread now at {report['forked_checkpoint']} (copy of {to})")
+    if report["status"] != "rolled_back":
+        raise typer.Exit(1)
+
+
+db_app = typer.Typer(help="Set up and maintain the databases.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("init")
+def db_init_cmd(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Create or migrate the checkpointer and domain tables (SQLite or DATABASE_URI)."""
+    stores = _guarded(as_json, lambda: _stores(home))
+    with stores.lock:
+        versions = [
+            int(r[0]) for r in stores.domain.execute("SELECT version FROM schema_migrations")
+        ]
+    report = {
+        "backend": stores.backend,
+        "home": str(stores.home),
+        "schema_versions": sorted(versions),
+    }
+    stores.close()
+    if as_json:
+        print(json.dumps(report))
+    else:
+        out.print(
+            f"{report['backend']} ready; schema versions {report['schema_versions']}",
+            highlight=False,
+        )
+
+
+@db_app.command("prune")
+def db_prune_cmd(
+    older_than: Annotated[
+        float, typer.Option("--older-than", min=0, help="Age in days of finished threads.")
+    ],
+    keep_latest: Annotated[
+        bool, typer.Option("--keep-latest", help="Keep each thread's final checkpoint.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count only.")] = False,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete checkpoints of finished threads; the ledger and approvals are kept."""
+    runner = _guarded(as_json, lambda: _runner(home))
+    report = prune(runner.stores, runner.graph, older_than, keep_latest, dry_run)
+    if as_json:
+        print(json.dumps(report.__dict__))
+    else:
+        verb = "would delete" if dry_run else "deleted"
+        out.print(
+            f"{verb} {report.checkpoints_deleted} checkpoints of {report.threads_pruned} "
+            f"finished threads ({report.threads_seen} seen); ledger and approvals kept"
+        )
 
 
 @app.command("demo")

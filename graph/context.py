@@ -30,6 +30,9 @@ class Context:
         inline_limit: Largest step output, in bytes of JSON, kept inline in state
             (``PLANBOUND_INLINE_LIMIT``); larger outputs are kept in the ledger by hash.
         stores: Open stores to use instead of the process-wide ones (tests, embedding).
+        replay: ``off`` for normal runs; ``safe`` when replaying a thread from a checkpoint
+            (steps in the ledger serve their recorded outcome, no write tool is called);
+            ``live`` when the operator allows new writes (after a new approval).
     """
 
     home: str = field(default_factory=lambda: os.environ.get("PLANBOUND_HOME", ".planbound"))
@@ -38,3 +41,4 @@ class Context:
     max_replans: int = field(default_factory=lambda: _env_int("PLANBOUND_MAX_REPLANS", 2))
     inline_limit: int = field(default_factory=lambda: _env_int("PLANBOUND_INLINE_LIMIT", 4096))
     stores: Any = None
+    replay: str = "off"

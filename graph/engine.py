@@ -110,7 +110,17 @@ def run_step(
     spec = call.entry.spec
     with lock:
         done = ledger.get(call.decision_id, call.step_id)
-        if done is not None and done.status in ("succeeded", "failed", "compensated"):
+        if done is not None and done.status == "compensated":
+            # Its effects were undone (rollback): never re-apply under the same key.
+            return _result(
+                call,
+                False,
+                None,
+                "this step was rolled back; start a new run to apply it again",
+                done.attempts,
+                inline_limit,
+            )
+        if done is not None and done.status in ("succeeded", "failed"):
             return _result(
                 call, done.status != "failed", done.output, done.error, done.attempts, inline_limit
             )

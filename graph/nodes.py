@@ -10,6 +10,7 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite, interrupt
 
+from checkpoints.ledger import Ledger
 from graph import services
 from graph.context import Context
 from graph.engine import (
@@ -206,6 +207,17 @@ def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         for a in state.get("approvals") or []
         if a.digest == _digest(current.step(a.step_id), current, pins)
     }
+    if _ctx(runtime).replay == "safe":
+        # A safe replay re-serves what the ledger holds and never asks for new writes.
+        done = _ledgered_steps(state, services.stores(_ctx(runtime)))
+        missing = [r.step_id for r in verdict.reviews if r.step_id not in granted | done]
+        if missing:
+            return {
+                "status": "stopped",
+                "error": f"safe replay: {', '.join(missing)} never ran; replay with --live to "
+                "apply them after a new approval",
+            }
+        return {"status": "approved"}
     pending = [r for r in verdict.reviews if r.step_id not in granted]
     if not pending:
         return {"status": "approved"}
@@ -346,7 +358,14 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 ),
                 None,
             )
-            if approval is None:
+            in_ledger = step.id in _ledgered(state, stores, step)
+            if ctx.replay == "safe" and not in_ledger:
+                reason = (
+                    f"safe replay: {step.id} ({step.tool}) never ran; replay with --live to "
+                    "apply it after a new approval"
+                )
+                return {"status": "stopped", "error": reason}
+            if approval is None and not (ctx.replay == "safe" and in_ledger):
                 raise ToolFailed(step.id, "no approval matches this exact call; not run")
         outputs = {
             sid: _output(r, state["decision_id"], stores)
@@ -464,10 +483,15 @@ def _digest(step: Step, current: Plan, pins: Pins) -> str:
     return approval_digest(step, current.id, pins.catalog_version, pins.policy_version)
 
 
+def _ledgered_steps(state: State, stores: Any) -> set[str]:
+    """Return the ids of this decision's steps that have an outcome in the ledger."""
+    with stores.lock:
+        rows = Ledger(stores.domain).rows(state["decision_id"])
+    return {r.step_id for r in rows if r.status != "started"}
+
+
 def _ledgered(state: State, stores: Any, step: Step) -> set[str]:
     """Return ``{step.id}`` if the ledger already holds this step's outcome (a resumed run)."""
-    from checkpoints.ledger import Ledger
-
     with stores.lock:
         row = Ledger(stores.domain).get(state["decision_id"], step.id)
     return {step.id} if row is not None and row.status != "started" else set()

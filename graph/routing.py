@@ -35,7 +35,7 @@ def after_verify(state: State) -> Literal["plan", "approve", "execute", "__end__
 def after_approve(state: State) -> Literal["verify", "execute", "__end__"]:
     """Stop on a rejection, re-verify an edited plan, else execute."""
     status = state.get("status")
-    if status == "rejected":
+    if status in ("rejected", "stopped"):
         return "__end__"
     if status == "verified":
         return "verify"
@@ -44,8 +44,10 @@ def after_approve(state: State) -> Literal["verify", "execute", "__end__"]:
     raise ImpossibleState(f"approve left status {status!r}")
 
 
-def after_execute(state: State) -> Literal["execute", "compensate", "finalize"]:
+def after_execute(state: State) -> Literal["execute", "compensate", "finalize", "__end__"]:
     """Run the next step, compensate after a failure, or finalize when all are done."""
+    if state.get("status") == "stopped":
+        return "__end__"  # a safe replay reached a step that never ran
     results = state.get("results") or {}
     plan = state.get("plan")
     if plan is None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, StateSnapshot
 
 from checkpoints.factory import Stores
-from checkpoints.ledger import AlreadyDecided, Approvals
+from checkpoints.ledger import AlreadyDecided, Approvals, Ledger
 from graph.context import Context
+from graph.engine import compensate_step
 from graph.graph import build_graph
 from graph.nodes import screen_input
 from graph.planners.explicit import parse_plan_document
@@ -117,13 +120,19 @@ class Runner:
             actor=snapshot.values.get("actor"),
         )
         self._require_seeded()
-        # One answer per pending review, across processes: the first claim wins.
+        # One answer per pending review, across processes: the first claim wins. A claim
+        # whose process died before its answer moved the thread on is taken over.
         checkpoint_id = str(snapshot.config["configurable"].get("checkpoint_id"))
         reviewer = answer.get("reviewer") if isinstance(answer, Mapping) else None
         approvals = Approvals(self.stores.domain)
         try:
             with self.stores.lock:
-                approvals.claim(thread_id, checkpoint_id, str(reviewer or "unknown"))
+                approvals.claim(
+                    thread_id,
+                    checkpoint_id,
+                    str(reviewer or "unknown"),
+                    still_waiting=lambda: self._waiting_at(thread_id, checkpoint_id),
+                )
         except AlreadyDecided as exc:
             raise RunError(str(exc)) from None
         try:
@@ -134,12 +143,16 @@ class Runner:
                 durability="sync",
             )
         except BaseException:
-            if self._snapshot(thread_id).config["configurable"].get("checkpoint_id") == (
-                checkpoint_id
-            ):
-                with self.stores.lock:
-                    approvals.release(thread_id, checkpoint_id)  # nothing was applied
+            # Give the claim back if nothing was applied; if the store cannot tell (a lost
+            # connection), keep the original error: the claim is taken over later anyway.
+            with contextlib.suppress(Exception):
+                if self._waiting_at(thread_id, checkpoint_id):
+                    with self.stores.lock:
+                        approvals.release(thread_id, checkpoint_id)
             raise
+        finally:
+            with self.stores.lock:
+                approvals.end_claim(thread_id, checkpoint_id)
         return self.outcome(thread_id)
 
     def proceed(self, thread_id: str) -> dict[str, Any]:
@@ -211,6 +224,12 @@ class Runner:
             "steps": steps,
         }
 
+    def _waiting_at(self, thread_id: str, checkpoint_id: str) -> bool:
+        """Whether the thread's latest checkpoint is ``checkpoint_id``, awaiting a review."""
+        snapshot = self.graph.get_state(self._config(thread_id))
+        latest = snapshot.config["configurable"].get("checkpoint_id")
+        return latest == checkpoint_id and _pending_request(snapshot) is not None
+
     def _snapshot(self, thread_id: str) -> StateSnapshot:
         snapshot = self.graph.get_state(self._config(thread_id))
         if snapshot.created_at is None:
@@ -263,10 +282,18 @@ class Runner:
         }
 
     def history(self, thread_id: str) -> Iterator[dict[str, Any]]:
-        """Yield the thread's checkpoints, newest first."""
+        """Yield the thread's checkpoints, newest first, with the ledger entries each covers."""
         self._snapshot(thread_id)
+        ledgers: dict[str, dict[str, str]] = {}
         for snap in self.graph.get_state_history(self._config(thread_id)):
             meta = snap.metadata or {}
+            decision_id = snap.values.get("decision_id")
+            if decision_id and decision_id not in ledgers:
+                with self.stores.lock:
+                    rows = Ledger(self.stores.domain).rows(decision_id)
+                ledgers[decision_id] = {r.step_id: r.status for r in rows}
+            done = sorted((snap.values.get("results") or {}).keys())
+            statuses = ledgers.get(decision_id or "", {})
             yield {
                 "checkpoint_id": snap.config["configurable"].get("checkpoint_id"),
                 "step": meta.get("step"),
@@ -274,9 +301,107 @@ class Runner:
                 "created_at": snap.created_at,
                 "next": list(snap.next),
                 "status": snap.values.get("status"),
-                "steps_done": sorted((snap.values.get("results") or {}).keys()),
+                "steps_done": done,
+                "ledger": {sid: statuses.get(sid, "missing") for sid in done},
                 "interrupted": bool(snap.interrupts),
             }
+
+    def _at(self, thread_id: str, checkpoint_id: str) -> tuple[RunnableConfig, StateSnapshot]:
+        config: RunnableConfig = {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": "",
+                "checkpoint_id": checkpoint_id,
+            }
+        }
+        snap = self.graph.get_state(config)
+        if snap.created_at is None:
+            raise RunError(f"thread {thread_id} has no checkpoint {checkpoint_id!r}")
+        return config, snap
+
+    def replay(self, thread_id: str, checkpoint_id: str, live: bool = False) -> dict[str, Any]:
+        """Re-run a thread from one of its checkpoints.
+
+        Safe mode (the default): steps with an outcome in the ledger serve it and no write
+        tool is called; the replay stops at the first write step that never ran. Live mode:
+        approvals are dropped and asked for again, then steps not in the ledger run for real.
+
+        Raises:
+            RunError: unknown thread or checkpoint.
+        """
+        self._snapshot(thread_id)
+        config, snap = self._at(thread_id, checkpoint_id)
+        self._require_seeded()
+        verdict = snap.values.get("verdict")
+        if live and verdict is not None and verdict.outcome == "needs_approval":
+            # Fork as if verify had just decided, without approvals: approve asks again.
+            config = self.graph.update_state(
+                config, {"approvals": [], "status": "verified"}, as_node="verify"
+            )
+        context = replace(self.context, replay="live" if live else "safe")
+        self.graph.invoke(None, config, context=context, durability="sync")
+        return self.outcome(thread_id)
+
+    def rollback(self, thread_id: str, checkpoint_id: str) -> dict[str, Any]:
+        """Undo every write applied after ``checkpoint_id``, newest first, then fork back to it.
+
+        Each undo restores the before-images of the records the step changed, in one
+        transaction recorded in the ledger (``compensated``), only if those records were not
+        changed since; a conflict stops the rollback and is reported, and the thread is not
+        moved. Writes without a compensator are reported as irreversible.
+
+        Raises:
+            RunError: unknown thread or checkpoint.
+        """
+        latest = self._snapshot(thread_id)
+        _, target = self._at(thread_id, checkpoint_id)
+        decision_id = latest.values.get("decision_id")
+        kept = set()
+        if target.values.get("decision_id") == decision_id:
+            kept = {
+                sid for sid, r in (target.values.get("results") or {}).items() if not r.compensated
+            }
+        cat = catalog()
+        with self.stores.lock:
+            rows = Ledger(self.stores.domain).rows(decision_id) if decision_id else []
+        applied = [
+            r
+            for r in rows
+            if r.status == "succeeded"
+            and r.step_id not in kept
+            and (entry := cat.get(r.tool)) is not None
+            and entry.spec.effect == "write"
+        ]
+        undone, irreversible, conflicts = [], [], []
+        for row in reversed(applied):
+            spec = cat.entries[row.tool].spec
+            if spec.compensator is None:
+                irreversible.append(f"{row.step_id}: {row.tool} cannot be undone")
+                continue
+            done, note = compensate_step(
+                self.stores.domain, self.stores.lock, row.decision_id, row.step_id
+            )
+            if not done:
+                conflicts.append(note)
+                break
+            undone.append(note)
+        forked = None
+        if not conflicts:
+            config: RunnableConfig = {
+                "configurable": {"thread_id": thread_id, "checkpoint_id": checkpoint_id}
+            }
+            fork = self.graph.update_state(config, None, as_node="__copy__")
+            forked = fork["configurable"].get("checkpoint_id")
+        return {
+            "thread_id": thread_id,
+            "decision_id": decision_id,
+            "status": "conflict" if conflicts else "rolled_back",
+            "to_checkpoint": checkpoint_id,
+            "forked_checkpoint": forked,
+            "undone": undone,
+            "irreversible": irreversible,
+            "conflicts": conflicts,
+        }
 
 
 def check_answer(

@@ -20,8 +20,10 @@ Status = Literal[
     "failed",
     "rolled_back",
     "cannot_plan",
+    "stopped",
 ]
-"""Where a run stands; the last seven are what a caller sees at the end or at a pause."""
+"""Where a run stands; from ``completed`` on, what a caller sees at the end or at a pause
+(``stopped``: a safe replay reached a write step that never ran)."""
 
 
 class Pins(BaseModel):
