@@ -8,9 +8,14 @@ finds ``succeeded`` returns the recorded output instead of calling the tool agai
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import os
 import sqlite3
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -157,26 +162,55 @@ class Approvals:
         """Use ``conn`` (a :class:`~checkpoints.db.Domain` or a raw SQLite connection)."""
         self.conn = as_domain(conn)
 
-    def claim(self, thread_id: str, checkpoint_id: str, reviewer: str) -> None:
+    def claim(
+        self,
+        thread_id: str,
+        checkpoint_id: str,
+        reviewer: str,
+        still_waiting: Callable[[], bool] | None = None,
+    ) -> None:
         """Claim the answer to the review pending at ``checkpoint_id``; only one claim wins.
 
+        The claim is held by this connection's session (PostgreSQL: an advisory lock; SQLite:
+        a lock on a file next to the database, held by this process) until :meth:`end_claim`.
+        A claim recorded by a holder that is gone (its process died before the answer moved
+        the thread on) is taken over, but only when ``still_waiting()`` confirms that the
+        thread still waits at ``checkpoint_id``; without ``still_waiting`` a recorded claim
+        is final.
+
         Raises:
-            AlreadyDecided: someone else claimed it first.
+            AlreadyDecided: a live holder has the claim, or the review was answered.
         """
-        with self.conn.transaction(write=True):
-            row = self.conn.execute(
-                "SELECT reviewer FROM review_claims WHERE thread_id = ? AND checkpoint_id = ?",
-                (thread_id, checkpoint_id),
-            ).fetchone()
-            if row is not None:
-                raise AlreadyDecided(
-                    f"the review of thread {thread_id} was already decided by {row[0]}"
-                )
-            self.conn.execute(
-                "INSERT INTO review_claims (thread_id, checkpoint_id, reviewer, claimed_at)"
-                " VALUES (?, ?, ?, ?)",
-                (thread_id, checkpoint_id, reviewer, time.time()),
-            )
+        if not _HOLDS.acquire(self.conn, thread_id, checkpoint_id):
+            raise AlreadyDecided(self._decided(thread_id, checkpoint_id))
+        try:
+            with self.conn.transaction(write=True):
+                row = self.conn.execute(
+                    "SELECT reviewer FROM review_claims WHERE thread_id = ? AND checkpoint_id = ?",
+                    (thread_id, checkpoint_id),
+                ).fetchone()
+                if row is None:
+                    self.conn.execute(
+                        "INSERT INTO review_claims (thread_id, checkpoint_id, reviewer, claimed_at)"
+                        " VALUES (?, ?, ?, ?)",
+                        (thread_id, checkpoint_id, reviewer, time.time()),
+                    )
+                elif still_waiting is not None and still_waiting():
+                    # Its holder died before the answer took effect: the review is still open.
+                    self.conn.execute(
+                        "UPDATE review_claims SET reviewer = ?, claimed_at = ?"
+                        " WHERE thread_id = ? AND checkpoint_id = ?",
+                        (reviewer, time.time(), thread_id, checkpoint_id),
+                    )
+                else:
+                    raise AlreadyDecided(_decided_by(thread_id, row[0]))
+        except BaseException:
+            _HOLDS.release(self.conn, thread_id, checkpoint_id)
+            raise
+
+    def end_claim(self, thread_id: str, checkpoint_id: str) -> None:
+        """Stop holding a claim taken by :meth:`claim` (its record stays); never raises."""
+        _HOLDS.release(self.conn, thread_id, checkpoint_id)
 
     def release(self, thread_id: str, checkpoint_id: str) -> None:
         """Give a claim back (the answer could not be applied)."""
@@ -184,6 +218,13 @@ class Approvals:
             "DELETE FROM review_claims WHERE thread_id = ? AND checkpoint_id = ?",
             (thread_id, checkpoint_id),
         )
+
+    def _decided(self, thread_id: str, checkpoint_id: str) -> str:
+        row = self.conn.execute(
+            "SELECT reviewer FROM review_claims WHERE thread_id = ? AND checkpoint_id = ?",
+            (thread_id, checkpoint_id),
+        ).fetchone()
+        return _decided_by(thread_id, row[0] if row is not None else "another reviewer")
 
     def consume(
         self, decision_id: str, step_id: str, digest: str, reviewer: str, roles: list[str]
@@ -217,3 +258,80 @@ class Approvals:
             ApprovalRow(r[0], r[1], r[2], r[3], json.loads(r[4]), float(r[5]))
             for r in cur.fetchall()
         ]
+
+
+def _decided_by(thread_id: str, reviewer: str) -> str:
+    return f"the review of thread {thread_id} was already decided by {reviewer}"
+
+
+class _ClaimHolds:
+    """The review claims this process holds, each backed by a lock that dies with its holder.
+
+    PostgreSQL: a session advisory lock on the domain connection. SQLite: a POSIX record lock
+    on ``<database>-claims`` (released by the kernel when the process exits). Both locks are
+    re-entrant for their owner (the session, the process), so the claims held here are also
+    tracked in memory: a second claim through the same owner is refused.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held: set[tuple[str, str, str]] = set()
+        self._files: dict[str, int] = {}
+
+    def acquire(self, conn: Domain, thread_id: str, checkpoint_id: str) -> bool:
+        owner, key = self._owner(conn), _lock_key(thread_id, checkpoint_id)
+        with self._mutex:
+            if (owner, thread_id, checkpoint_id) in self._held:
+                return False
+            if conn.dialect == "postgres":
+                locked = bool(conn.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0])
+            else:
+                locked = self._lock_file(owner, key)
+            if locked:
+                self._held.add((owner, thread_id, checkpoint_id))
+            return locked
+
+    def release(self, conn: Domain, thread_id: str, checkpoint_id: str) -> None:
+        owner, key = self._owner(conn), _lock_key(thread_id, checkpoint_id)
+        with self._mutex:
+            if (owner, thread_id, checkpoint_id) not in self._held:
+                return
+            self._held.discard((owner, thread_id, checkpoint_id))
+            try:
+                if conn.dialect == "postgres":
+                    conn.execute("SELECT pg_advisory_unlock(?)", (key,))
+                elif owner in self._files:
+                    fcntl.lockf(self._files[owner], fcntl.LOCK_UN, 1, key)
+            except Exception:
+                pass  # a lost session has already dropped its lock
+
+    def _owner(self, conn: Domain) -> str:
+        if conn.dialect == "postgres":
+            return f"postgres:{id(conn)}"
+        path = next((r[2] for r in conn.execute("PRAGMA database_list") if r[1] == "main"), "")
+        return f"sqlite:{os.path.realpath(path)}" if path else f"sqlite-memory:{id(conn)}"
+
+    def _lock_file(self, owner: str, key: int) -> bool:
+        if not owner.startswith("sqlite:"):
+            return True  # an in-memory database lives and dies with this process
+        fd = self._files.get(owner)
+        if fd is None:
+            # Kept open for the life of the process: closing any descriptor of the file
+            # would drop every lock the process holds on it.
+            fd = self._files[owner] = os.open(
+                owner.removeprefix("sqlite:") + "-claims", os.O_RDWR | os.O_CREAT, 0o600
+            )
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, key)
+        except OSError:
+            return False
+        return True
+
+
+def _lock_key(thread_id: str, checkpoint_id: str) -> int:
+    """A 62-bit lock key for one pending review (an advisory lock id, a file offset)."""
+    digest = hashlib.sha256(f"planbound-review:{thread_id}:{checkpoint_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 2
+
+
+_HOLDS = _ClaimHolds()
