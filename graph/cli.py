@@ -294,17 +294,17 @@ def history_cmd(
         print(json.dumps({"thread_id": thread, "checkpoints": found}, default=str))
         return
     table = Table(title=f"thread {thread}")
-    for col in ("step", "source", "next", "status", "ledger (steps done)", "checkpoint", "at"):
-        table.add_column(col, overflow="fold")
+    for col in ("step", "source", "next", "status", "ledger", "checkpoint"):
+        table.add_column(col, overflow="fold", no_wrap=col == "checkpoint")
+    short = {"succeeded": "ok", "compensated": "undone", "failed": "failed"}
     for r in found:
         table.add_row(
             str(r["step"]),
             str(r["source"]),
             ", ".join(r["next"]) or "-",
             str(r["status"]) + (" (interrupted)" if r["interrupted"] else ""),
-            ", ".join(f"{sid}:{st}" for sid, st in r["ledger"].items()) or "-",
+            " ".join(f"{sid}:{short.get(st, st)}" for sid, st in r["ledger"].items()) or "-",
             str(r["checkpoint_id"]),
-            str(r["created_at"]),
         )
     out.print(table)
 
@@ -599,6 +599,6 @@ def main() -> None:
     """Entry point of the ``planbound`` console script."""
     try:
         app()
-    except RunError as exc:  # pragma: no cover - guarded above
-        err.print(f"error: {exc}")
+    except (GuardError, StorageError) as exc:  # e.g. an unreachable database
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
