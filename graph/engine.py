@@ -9,6 +9,7 @@ outcome row together, so an attempt either happens completely or not at all.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import sqlite3
 import threading
 import time
@@ -124,7 +125,10 @@ def run_step(
             return _result(
                 call, done.status != "failed", done.output, done.error, done.attempts, inline_limit
             )
-        ledger.start(call.decision_id, call.step_id, spec.name, call.args)
+        writes = spec.effect == "write"
+        if writes:
+            # Committed before the call, so a crash mid-call leaves a trace to reconcile.
+            ledger.start(call.decision_id, call.step_id, spec.name, call.args)
     pause_point(f"step:{call.step_id}:before_call")
 
     retryable: tuple[type[BaseException], ...] = (_Timeout, *conn.transient)
@@ -148,6 +152,9 @@ def run_step(
                         row.attempts,
                         inline_limit,
                     )
+                if not writes:
+                    # A read has nothing to reconcile: its row and outcome commit together.
+                    ledger.start(call.decision_id, call.step_id, spec.name, call.args)
                 if call.approval is not None and not Approvals(conn).consume(
                     call.decision_id,
                     call.step_id,
@@ -190,14 +197,26 @@ def run_step(
                     else f"database error: {exc}"
                 )
             except BaseException:
-                conn.rollback()
+                _rollback_keeping_error(conn)
                 raise
         time.sleep(backoff_s * 2 ** (attempts - 1))
     with lock:
+        if not writes:
+            ledger.start(call.decision_id, call.step_id, spec.name, call.args)
         ledger.finish(
             call.decision_id, call.step_id, status="failed", attempts=attempts, error=error
         )
     return _result(call, False, None, error, attempts, inline_limit)
+
+
+def _rollback_keeping_error(conn: Domain) -> None:
+    """Roll back after an unexpected error without hiding it.
+
+    On a lost connection the rollback fails too (the server already discarded the
+    transaction); the original error is the one worth reporting.
+    """
+    with contextlib.suppress(Exception):
+        conn.rollback()
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -206,17 +225,18 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
+_TOOL_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="tool")
+"""Long-lived threads that run tool calls, so a call's timeout can be enforced."""
+
+
 def _call_with_timeout(call: StepCall, db: RetailDB, conn: Domain, timeout_s: float) -> Any:
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tool")
-    future = pool.submit(call.entry.tool.invoke, {**call.args, "db": db})
+    future = _TOOL_THREADS.submit(call.entry.tool.invoke, {**call.args, "db": db})
     try:
         return future.result(timeout=timeout_s)
     except concurrent.futures.TimeoutError:
-        conn.interrupt()
+        conn.interrupt()  # stop its statement; the attempt's transaction is rolled back
         concurrent.futures.wait([future])
         raise _Timeout() from None
-    finally:
-        pool.shutdown(wait=True)
 
 
 def _result(
@@ -256,12 +276,16 @@ def compensate_step(
 ) -> tuple[bool, str]:
     """Undo a succeeded step by restoring its before-images, in one transaction.
 
-    Returns ``(done, note)``; nothing is restored if any record changed since the step.
+    Returns ``(done, note)``; nothing is restored if any record changed since the step. A
+    step already undone (a compensation resumed after a crash) counts as done, with the
+    same note, and is not touched again.
     """
     conn = as_domain(conn)
     ledger = Ledger(conn)
     with lock:
         row = ledger.get(decision_id, step_id)
+        if row is not None and row.status == "compensated":
+            return True, f"{step_id}: undid {row.tool} ({len(row.changes)} record(s) restored)"
         if row is None or row.status != "succeeded":
             return (
                 False,
@@ -284,6 +308,7 @@ def compensate_step(
         except BaseException:
             conn.rollback()
             raise
+    pause_point(f"compensate:{step_id}:after_commit")
     return True, f"{step_id}: undid {row.tool} ({len(changes)} record(s) restored)"
 
 

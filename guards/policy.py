@@ -31,6 +31,9 @@ from tools.catalog import Catalog
 PACKAGE = "planbound.retail"
 """The Rego package that holds the decision rules."""
 
+ENTRYPOINTS = ("decision", "approval_denied")
+"""The rules planbound evaluates: a plan's decision, and a reviewer's authority."""
+
 
 class PolicyError(GuardError):
     """A policy could not be loaded or evaluated."""
@@ -137,12 +140,27 @@ class RegoEngine:
             self._local.interp = interp
         return interp
 
-    def query(self, rule: str, document: Mapping[str, Any]) -> Any:
-        """Evaluate ``data.planbound.retail.<rule>`` in-process."""
+    def _compiled(self) -> tuple[Any, Any]:
+        """The interpreter and the bundle compiled once for the entry points (per thread)."""
+        bundle = getattr(self._local, "bundle", None)
         interp = self._interpreter()
+        if bundle is None:
+            base = PACKAGE.replace(".", "/")
+            try:
+                bundle = interp.build(None, [f"{base}/{rule}" for rule in ENTRYPOINTS])
+            except Exception as exc:
+                raise PolicyError(f"the policy does not build: {_rego_error(exc)}") from None
+            self._local.bundle = bundle
+        return interp, bundle
+
+    def query(self, rule: str, document: Mapping[str, Any]) -> Any:
+        """Evaluate ``data.planbound.retail.<rule>`` in-process (compiled once per thread)."""
+        if rule not in ENTRYPOINTS:
+            raise PolicyError(f"{rule!r} is not a policy entry point ({', '.join(ENTRYPOINTS)})")
+        interp, bundle = self._compiled()
         try:
             interp.set_input_term(json.dumps(document))
-            output = interp.query(f"data.{PACKAGE}.{rule}")
+            output = interp.query_bundle_entrypoint(bundle, f"{PACKAGE.replace('.', '/')}/{rule}")
         except Exception as exc:  # the engine's own failures, reported, never raised through
             raise PolicyError(
                 f"the Rego engine failed on data.{PACKAGE}.{rule}: {type(exc).__name__}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -127,7 +128,7 @@ class Catalog:
             raise TypeError(f"tool {tool_name!r} has no pydantic call schema")
         return schema
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
         """Content hash of the catalog (first 16 hex digits of a SHA-256)."""
         doc = {
