@@ -220,11 +220,17 @@ class Approvals:
         )
 
     def _decided(self, thread_id: str, checkpoint_id: str) -> str:
-        row = self.conn.execute(
-            "SELECT reviewer FROM review_claims WHERE thread_id = ? AND checkpoint_id = ?",
-            (thread_id, checkpoint_id),
-        ).fetchone()
-        return _decided_by(thread_id, row[0] if row is not None else "another reviewer")
+        # A live holder records its claim right after taking its lock: give it a moment to
+        # commit, so the message can name who decided.
+        deadline = time.monotonic() + 1.0
+        while True:
+            row = self.conn.execute(
+                "SELECT reviewer FROM review_claims WHERE thread_id = ? AND checkpoint_id = ?",
+                (thread_id, checkpoint_id),
+            ).fetchone()
+            if row is not None or time.monotonic() >= deadline:
+                return _decided_by(thread_id, row[0] if row is not None else "another reviewer")
+            time.sleep(0.02)
 
     def consume(
         self, decision_id: str, step_id: str, digest: str, reviewer: str, roles: list[str]

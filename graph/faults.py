@@ -9,7 +9,8 @@ environment lookup.
 Points: ``node:<name>`` at the start of every node (the previous transition is already
 checkpointed); ``step:<id>:before_call`` (ledger row ``started`` committed, tool not called),
 ``step:<id>:before_commit`` (the tool's writes and the ledger outcome are in the open
-transaction) and ``step:<id>:after_commit`` (committed, not yet recorded in the graph state).
+transaction) and ``step:<id>:after_commit`` (committed, not yet recorded in the graph state);
+``compensate:<id>:after_commit`` (a step's undo committed, the next undo not started).
 """
 
 from __future__ import annotations

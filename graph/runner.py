@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import sys
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -33,6 +35,30 @@ FINAL = ("completed", "refused", "rejected", "failed", "rolled_back", "cannot_pl
 
 class RunError(GuardError):
     """A run could not be started or resumed as asked (unknown thread, wrong state)."""
+
+
+@contextlib.contextmanager
+def store_failure(thread_id: str) -> Iterator[None]:
+    """Report a database that failed mid-run (lost connection, server gone) as a RunError.
+
+    The thread stays at its last checkpoint and the ledger holds every step that committed,
+    so the message says how to continue instead of dumping a driver traceback.
+    """
+    try:
+        yield
+    except Exception as exc:
+        psycopg = sys.modules.get("psycopg")  # only a run on PostgreSQL can raise its errors
+        lost = isinstance(exc, sqlite3.OperationalError) or (
+            psycopg is not None and isinstance(exc, psycopg.OperationalError)
+        )
+        if not lost:
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RunError(
+            f"thread {thread_id} stopped: the database failed ({first}); it stays at its last"
+            f" checkpoint: `planbound status {thread_id}` shows where, `planbound resume"
+            f" {thread_id}` (or `approve`, if it awaits a review) continues it"
+        ) from exc
 
 
 def domain_seeded(stores: Stores) -> bool:
@@ -73,7 +99,8 @@ class Runner:
         Raises:
             InputRejected: the input is malformed.
             PlanInvalid: the explicit plan document is malformed.
-            RunError: the thread is waiting for a review, or the domain is not seeded.
+            RunError: the thread is waiting for a review, the domain is not seeded, or the
+                database failed mid-run.
         """
         payload: InputState = {}
         if request is not None:
@@ -93,14 +120,18 @@ class Runner:
                 f"thread {thread_id} has a run in progress (waiting at {', '.join(snapshot.next)});"
                 " answer it with `planbound approve` or use another thread"
             )
-        self.graph.invoke(payload, self._config(thread_id), context=self.context, durability="sync")
-        return self.outcome(thread_id)
+        with store_failure(thread_id):
+            self.graph.invoke(
+                payload, self._config(thread_id), context=self.context, durability="sync"
+            )
+            return self.outcome(thread_id)
 
     def resume(self, thread_id: str, answer: Any) -> dict[str, Any]:
         """Answer a pending review; the answer is validated before the thread is touched.
 
         Raises:
-            RunError: unknown thread, or nothing is awaiting review.
+            RunError: unknown thread, nothing is awaiting review, the review was already
+                decided, or the database failed mid-run.
             DecisionInvalid: the answer is malformed or an edit breaks the plan's contracts.
         """
         snapshot = self._snapshot(thread_id)
@@ -136,12 +167,13 @@ class Runner:
         except AlreadyDecided as exc:
             raise RunError(str(exc)) from None
         try:
-            self.graph.invoke(
-                Command(resume=answer),
-                self._config(thread_id),
-                context=self.context,
-                durability="sync",
-            )
+            with store_failure(thread_id):
+                self.graph.invoke(
+                    Command(resume=answer),
+                    self._config(thread_id),
+                    context=self.context,
+                    durability="sync",
+                )
         except BaseException:
             # Give the claim back if nothing was applied; if the store cannot tell (a lost
             # connection), keep the original error: the claim is taken over later anyway.
@@ -161,7 +193,8 @@ class Runner:
         Steps already in the ledger are not run again: their recorded outcome is reused.
 
         Raises:
-            RunError: unknown thread, a thread waiting for a review, or one that is finished.
+            RunError: unknown thread, a thread waiting for a review, one that is finished, or
+                the database failed mid-run.
         """
         snapshot = self._snapshot(thread_id)
         if _pending_request(snapshot) is not None:
@@ -174,8 +207,11 @@ class Runner:
                 "nothing to resume"
             )
         self._require_seeded()
-        self.graph.invoke(None, self._config(thread_id), context=self.context, durability="sync")
-        return self.outcome(thread_id)
+        with store_failure(thread_id):
+            self.graph.invoke(
+                None, self._config(thread_id), context=self.context, durability="sync"
+            )
+            return self.outcome(thread_id)
 
     def explain(self, document: Any, actor: str | None = None) -> dict[str, Any]:
         """Judge a plan document without running anything; say which rule fired and why.
