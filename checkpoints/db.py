@@ -6,9 +6,10 @@ to stop a running statement, and the errors worth retrying. Callers own transact
 connection is otherwise in autocommit mode.
 
 Write transactions are ``BEGIN IMMEDIATE`` on SQLite (one writer at a time) and
-``SERIALIZABLE`` on PostgreSQL (a conflicting concurrent write fails with a serialization
-error, which the engine retries), so a tool's read-modify-write of a record never loses an
-update.
+``REPEATABLE READ`` on PostgreSQL: a transaction that updates a record another transaction
+changed since its snapshot fails with a serialization error, which the engine retries, so a
+tool's read-modify-write of a record never loses an update. (``SERIALIZABLE`` would add
+predicate locks whose false conflicts fail unrelated concurrent steps.)
 """
 
 from __future__ import annotations
@@ -153,9 +154,9 @@ class PostgresDomain(Domain):
             cur.executemany(sql.replace("?", "%s"), list(rows))
 
     def begin(self, write: bool = False) -> None:
-        """``SERIALIZABLE`` for writes, a read-only ``REPEATABLE READ`` snapshot for reads."""
+        """``REPEATABLE READ`` for writes, a read-only ``REPEATABLE READ`` snapshot for reads."""
         self.conn.execute(
-            "BEGIN ISOLATION LEVEL SERIALIZABLE"
+            "BEGIN ISOLATION LEVEL REPEATABLE READ"
             if write
             else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
         )
