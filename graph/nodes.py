@@ -37,7 +37,13 @@ from guards.contracts import Budget, check_plan, dependencies
 from guards.errors import DecisionInvalid, InputRejected, PlanInvalid
 from guards.facts import ancestors, facts_hash, resolve_facts
 from guards.policy import PolicyDecision, Violation, to_verdict
-from guards.review import approval_digest, authorize, identity_from_config, parse_answer
+from guards.review import (
+    apply_edits,
+    approval_digest,
+    authorize,
+    identity_from_config,
+    parse_answer,
+)
 
 MAX_REQUEST_CHARS = 4000
 
@@ -255,16 +261,7 @@ def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         )
         return {"decisions": given, "status": "rejected", "error": notes}
 
-    edits = {d.step_id: d for d in given if d.type == "edit"}
-    new_plan = current
-    if edits:
-        steps = [
-            s.model_copy(update={"tool": edits[s.id].tool, "args": edits[s.id].args})
-            if s.id in edits
-            else s
-            for s in current.steps
-        ]
-        new_plan = Plan(source="edit", goal=current.goal, template=current.template, steps=steps)
+    new_plan = apply_edits(current, given)
     approvals = [
         Approval(
             step_id=d.step_id,
@@ -285,7 +282,7 @@ def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         if a.step_id in granted and a.step_id not in answered
     ]
     update: dict[str, Any] = {"decisions": given, "approvals": [*kept, *approvals]}
-    if edits:
+    if new_plan is not current:
         update |= {"plan": new_plan, "verdict": None, "status": "verified"}
     else:
         update["status"] = "approved"

@@ -27,7 +27,7 @@ from guards.contracts import Budget, check_plan
 from guards.errors import DecisionInvalid, GuardError
 from guards.facts import ancestors, facts_hash, resolve_facts
 from guards.policy import to_verdict
-from guards.review import Identity, authorize, parse_answer
+from guards.review import Identity, apply_edits, authorize, parse_answer
 from tools.retail import RetailDB
 
 FINAL = ("completed", "refused", "rejected", "failed", "rolled_back", "cannot_plan")
@@ -472,15 +472,8 @@ def check_answer(
     ]
     decisions = parse_answer(answer, pending, plan, identity)
     authorize(decisions, pending, plan, catalog(), policy(), actor)
-    edits = {d.step_id: d for d in decisions if d.type == "edit"}
-    if edits:
-        steps = [
-            s.model_copy(update={"tool": edits[s.id].tool, "args": edits[s.id].args})
-            if s.id in edits
-            else s
-            for s in plan.steps
-        ]
-        edited = Plan(source="edit", goal=plan.goal, template=plan.template, steps=steps)
+    edited = apply_edits(plan, decisions)
+    if edited is not plan:
         findings = check_plan(edited, catalog(), Budget(max_steps=max_steps))
         if findings:
             raise DecisionInvalid([f"the edited plan breaks its contract: {f}" for f in findings])

@@ -216,6 +216,20 @@ def parse_answer(
     return decisions
 
 
+def apply_edits(plan: Plan, decisions: Sequence[Decision]) -> Plan:
+    """Return ``plan`` with the reviewers' edits applied (a new ``edit`` plan), or ``plan``."""
+    edits = {d.step_id: d for d in decisions if d.type == "edit"}
+    if not edits:
+        return plan
+    steps = [
+        s.model_copy(update={"tool": edits[s.id].tool, "args": edits[s.id].args})
+        if s.id in edits
+        else s
+        for s in plan.steps
+    ]
+    return Plan(source="edit", goal=plan.goal, template=plan.template, steps=steps)
+
+
 def _roles(payload: Mapping[str, Any], problems: list[str]) -> list[str]:
     role, roles = payload.get("role"), payload.get("roles")
     if role is not None and roles is not None:

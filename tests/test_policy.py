@@ -70,6 +70,11 @@ def step(sid: str, tool: str, deps: tuple[str, ...] = ("who",), /, **args: Any) 
     return {"id": sid, "tool": tool, "args": args, "depends_on": list(deps)}
 
 
+def swap(tool: str, order: str, old: list[str], new: list[str], method: str) -> dict[str, Any]:
+    """A write step ``w`` that replaces items (modify or exchange)."""
+    return step("w", tool, order_id=order, item_ids=old, new_item_ids=new, payment_method_id=method)
+
+
 def cancel(order: str = F_PENDING, reason: str = "no longer needed", sid: str = "w") -> Any:
     return step(sid, "cancel_pending_order", order_id=order, reason=reason)
 
@@ -86,7 +91,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         [who(), cancel(reason="ordered by mistake")],
         "needs_approval",
         {ALLOWED},
-    ),  # fmt: skip
+    ),
     (
         "cancel by name and zip",
         [
@@ -102,7 +107,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "needs_approval",
         {ALLOWED},
-    ),  # fmt: skip
+    ),
     (
         "cancel through a reference",
         [
@@ -118,29 +123,28 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "needs_approval",
         {ALLOWED},
-    ),  # fmt: skip
+    ),
     (
         "modify order address",
         [who(), step("w", "modify_pending_order_address", order_id=F_PENDING, **ADDRESS)],
         "needs_approval",
         {ALLOWED},
-    ),  # fmt: skip
+    ),
     (
         "modify items",
         [
             who(),
-            step(
-                "w",
+            swap(
                 "modify_pending_order_items",
-                order_id=F_PENDING,
-                item_ids=["3877188862"],
-                new_item_ids=[SKATE_OTHER],
-                payment_method_id="paypal_7916550",
+                F_PENDING,
+                ["3877188862"],
+                [SKATE_OTHER],
+                "paypal_7916550",
             ),
         ],
         "needs_approval",
         {ALLOWED},
-    ),  # fmt: skip
+    ),
     (
         "modify payment",
         [
@@ -154,7 +158,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "needs_approval",
         {ALLOWED},
-    ),  # fmt: skip
+    ),
     (
         "return to a gift card",
         [
@@ -169,35 +173,34 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "needs_approval",
         {ALLOWED},
-    ),  # fmt: skip
+    ),
     (
         "exchange within the product",
         [
             who(JAMES),
-            step(
-                "w",
+            swap(
                 "exchange_delivered_order_items",
-                order_id=J_DELIVERED,
-                item_ids=[J_ITEM],
-                new_item_ids=[J_ITEM_OTHER],
-                payment_method_id="gift_card_1725971",
+                J_DELIVERED,
+                [J_ITEM],
+                [J_ITEM_OTHER],
+                "gift_card_1725971",
             ),
         ],
         "needs_approval",
         {ALLOWED},
-    ),  # fmt: skip
+    ),
     (
         "change default address",
         [who(), step("w", "modify_user_address", user_id="$who", **ADDRESS)],
         "needs_approval",
         {ALLOWED},
-    ),  # fmt: skip
+    ),
     (
         "large cancel needs a supervisor",
         [who(), cancel(F_BIG)],
         "needs_approval",
         {ALLOWED, SUPERVISOR},
-    ),  # fmt: skip
+    ),
     (
         "large return needs a supervisor",
         [
@@ -212,20 +215,20 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "needs_approval",
         {ALLOWED, SUPERVISOR},
-    ),  # fmt: skip
+    ),
     ("user details", [who(), step("r", "get_user_details", user_id="$who")], "allow", set()),
     (
         "order details",
         [who(), step("r", "get_order_details", order_id=F_PENDING)],
         "allow",
         set(),
-    ),  # fmt: skip
+    ),
     (
         "product details",
         [step("r", "get_product_details", (), product_id="1968349452")],
         "allow",
         set(),
-    ),  # fmt: skip
+    ),
     ("product types", [step("r", "list_all_product_types", ())], "allow", set()),
     ("calculate", [step("r", "calculate", (), expression="2 * 3")], "allow", set()),
     (
@@ -233,33 +236,33 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         [step("t", "transfer_to_human_agents", (), summary="wants a lawyer")],
         "allow",
         set(),
-    ),  # fmt: skip
+    ),
     # Violations ---------------------------------------------------------------------------
     (
         "no identity before a write",
         [cancel(sid="w") | {"depends_on": []}],
         "deny",
         {"identity.required"},
-    ),  # fmt: skip
+    ),
     (
         "no identity before a read",
         [step("r", "get_order_details", (), order_id=F_PENDING)],
         "deny",
         {"identity.required"},
-    ),  # fmt: skip
+    ),
     (
         "identity written after the write",
         [cancel() | {"depends_on": []}, who()],
         "deny",
         {"identity.required"},
-    ),  # fmt: skip
+    ),
     ("unknown email", [who("nobody@example.com"), cancel()], "deny", {"identity.resolved"}),
     (
         "two users in one run",
         [who(), step("who2", "find_user_id_by_email", ("who",), email=JAMES), cancel()],
         "deny",
         {"identity.one_user"},
-    ),  # fmt: skip
+    ),
     ("another user's order", [who(), cancel(SOFIA_ORDER)], "deny", {"scope.order_owner"}),
     (
         "another user's order through a reference",
@@ -276,25 +279,25 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "deny",
         {"scope.order_owner"},
-    ),  # fmt: skip
+    ),
     (
         "reading another user's order",
         [who(), step("r", "get_order_details", order_id=SOFIA_ORDER)],
         "deny",
         {"scope.order_owner"},
-    ),  # fmt: skip
+    ),
     (
         "another user's profile",
         [who(), step("r", "get_user_details", user_id="sofia_rossi_8776")],
         "deny",
         {"scope.user"},
-    ),  # fmt: skip
+    ),
     (
         "changing another user's address",
         [who(), step("w", "modify_user_address", user_id="sofia_rossi_8776", **ADDRESS)],
         "deny",
         {"scope.user"},
-    ),  # fmt: skip
+    ),
     (
         "another user's payment method",
         [
@@ -308,7 +311,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "deny",
         {"scope.payment_method"},
-    ),  # fmt: skip
+    ),
     (
         "refund to another user's card",
         [
@@ -323,13 +326,13 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "deny",
         {"scope.payment_method"},
-    ),  # fmt: skip
+    ),
     (
         "an order that does not exist",
         [who(), cancel("#W0000000")],
         "deny",
         {"scope.order_exists"},
-    ),  # fmt: skip
+    ),
     ("cancel a processed order", [who(JAMES), cancel(J_PROCESSED)], "deny", {"order.pending"}),
     ("cancel a cancelled order", [who(), cancel(F_CANCELLED)], "deny", {"order.pending"}),
     (
@@ -337,7 +340,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         [who(JAMES), step("w", "modify_pending_order_address", order_id=J_DELIVERED, **ADDRESS)],
         "deny",
         {"order.pending"},
-    ),  # fmt: skip
+    ),
     (
         "return a pending order",
         [
@@ -352,29 +355,28 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "deny",
         {"order.delivered"},
-    ),  # fmt: skip
+    ),
     (
         "exchange a processed order",
         [
             who(JAMES),
-            step(
-                "w",
+            swap(
                 "exchange_delivered_order_items",
-                order_id=J_PROCESSED,
-                item_ids=["6469567736"],
-                new_item_ids=["6469567736"],
-                payment_method_id="gift_card_1725971",
+                J_PROCESSED,
+                ["6469567736"],
+                ["6469567736"],
+                "gift_card_1725971",
             ),
         ],
         "deny",
         {"order.delivered", "items.changed"},
-    ),  # fmt: skip
+    ),
     (
         "cancel for another reason",
         [who(), cancel(reason="changed my mind")],
         "deny",
         {"cancel.reason"},
-    ),  # fmt: skip
+    ),
     (
         "modify items twice",
         [
@@ -399,87 +401,82 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "deny",
         {"modify.items_once"},
-    ),  # fmt: skip
+    ),
     (
         "modify an item the order does not have",
         [
             who(),
-            step(
-                "w",
+            swap(
                 "modify_pending_order_items",
-                order_id=F_PENDING,
-                item_ids=[SKATE_OTHER],
-                new_item_ids=["3232433601"],
-                payment_method_id="paypal_7916550",
+                F_PENDING,
+                [SKATE_OTHER],
+                ["3232433601"],
+                "paypal_7916550",
             ),
         ],
         "deny",
         {"items.in_order"},
-    ),  # fmt: skip
+    ),
     (
         "exchange for another product",
         [
             who(JAMES),
-            step(
-                "w",
+            swap(
                 "exchange_delivered_order_items",
-                order_id=J_DELIVERED,
-                item_ids=[J_ITEM],
-                new_item_ids=[SKATE_OTHER],
-                payment_method_id="gift_card_1725971",
+                J_DELIVERED,
+                [J_ITEM],
+                [SKATE_OTHER],
+                "gift_card_1725971",
             ),
         ],
         "deny",
         {"items.same_product"},
-    ),  # fmt: skip
+    ),
     (
         "modify to an unavailable item",
         [
             who(),
-            step(
-                "w",
+            swap(
                 "modify_pending_order_items",
-                order_id=F_PENDING,
-                item_ids=["3877188862"],
-                new_item_ids=[SKATE_UNAVAILABLE],
-                payment_method_id="paypal_7916550",
+                F_PENDING,
+                ["3877188862"],
+                [SKATE_UNAVAILABLE],
+                "paypal_7916550",
             ),
         ],
         "deny",
         {"items.available"},
-    ),  # fmt: skip
+    ),
     (
         "exchange an item for itself",
         [
             who(JAMES),
-            step(
-                "w",
+            swap(
                 "exchange_delivered_order_items",
-                order_id=J_DELIVERED,
-                item_ids=[J_ITEM],
-                new_item_ids=[J_ITEM],
-                payment_method_id="gift_card_1725971",
+                J_DELIVERED,
+                [J_ITEM],
+                [J_ITEM],
+                "gift_card_1725971",
             ),
         ],
         "deny",
         {"items.changed"},
-    ),  # fmt: skip
+    ),
     (
         "unpaired replacements",
         [
             who(JAMES),
-            step(
-                "w",
+            swap(
                 "exchange_delivered_order_items",
-                order_id=J_DELIVERED,
-                item_ids=[J_ITEM, "6777246137"],
-                new_item_ids=[J_ITEM_OTHER],
-                payment_method_id="gift_card_1725971",
+                J_DELIVERED,
+                [J_ITEM, "6777246137"],
+                [J_ITEM_OTHER],
+                "gift_card_1725971",
             ),
         ],
         "deny",
         {"items.paired"},
-    ),  # fmt: skip
+    ),
     (
         "return nothing",
         [
@@ -494,7 +491,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "deny",
         {"items.given"},
-    ),  # fmt: skip
+    ),
     (
         "pay with a gift card that cannot cover it",
         [
@@ -508,7 +505,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "deny",
         {"payment.gift_card_balance"},
-    ),  # fmt: skip
+    ),
     (
         "pay with the same method",
         [
@@ -522,7 +519,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "deny",
         {"payment.changed"},
-    ),  # fmt: skip
+    ),
     (
         "refund to a method that did not pay",
         [
@@ -537,13 +534,13 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "deny",
         {"return.refund_method"},
-    ),  # fmt: skip
+    ),
     (
         "transfer while changing data",
         [who(), cancel(), step("t", "transfer_to_human_agents", ("w",), summary="angry")],
         "deny",
         {"transfer.out_of_scope"},
-    ),  # fmt: skip
+    ),
     (
         "too many write steps",
         [
@@ -561,7 +558,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "deny",
         {"operator.max_write_steps"},
-    ),  # fmt: skip
+    ),
     (
         "argument from a write step's output",
         [
@@ -577,7 +574,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         ],
         "deny",
         {"facts.resolved"},
-    ),  # fmt: skip
+    ),
 ]
 
 
@@ -768,12 +765,16 @@ def test_an_edit_that_violates_the_policy_is_verified_again_and_denied(fresh: Ru
         first["thread_id"],
         {
             "decisions": [
-                {"type": "edit", "edited_action": {"arguments": {
-                    "order_id": SOFIA_ORDER, "reason": "no longer needed"}}}
+                {
+                    "type": "edit",
+                    "edited_action": {
+                        "arguments": {"order_id": SOFIA_ORDER, "reason": "no longer needed"}
+                    },
+                }
             ],
             "reviewer": "bo",
         },
-    )  # fmt: skip
+    )
     assert out["status"] == "refused"
     assert out["plan"]["source"] == "edit"
     assert "scope.order_owner" in out["error"]
@@ -786,10 +787,15 @@ def test_a_step_that_became_violating_while_waiting_is_not_run(fresh: Runner) ->
         "steps": [
             who(),
             step("move", "modify_user_address", user_id="$who", **ADDRESS),
-            step("w", "cancel_pending_order", ("move",), order_id=F_PENDING,
-                 reason="no longer needed"),
+            step(
+                "w",
+                "cancel_pending_order",
+                ("move",),
+                order_id=F_PENDING,
+                reason="no longer needed",
+            ),
         ]
-    }  # fmt: skip
+    }
     first = runner.start(explicit_plan=plan)
     assert first["status"] == "awaiting_approval"
     # Meanwhile, someone else cancels the order.
