@@ -18,18 +18,16 @@ from checkpoints.db import Domain, PostgresDomain, SqliteDomain, connect_sqlite,
 
 DEFAULT_HOME = ".planbound"
 
-STATE_TYPES: tuple[tuple[str, str], ...] = tuple(
-    ("graph.schemas", name)
-    for name in (
-        "Plan",
-        "Step",
-        "Verdict",
-        "StepReview",
-        "Decision",
-        "Approval",
-        "StepResult",
-    )
-) + (("graph.state", "Pins"),)
+STATE_TYPES: tuple[tuple[str, str], ...] = (
+    ("guards.plan", "Plan"),
+    ("guards.plan", "Step"),
+    ("guards.judgement", "Verdict"),
+    ("guards.judgement", "StepReview"),
+    ("guards.judgement", "Decision"),
+    ("guards.judgement", "Approval"),
+    ("graph.state", "StepResult"),
+    ("graph.state", "Pins"),
+)
 """Types the checkpoint serializer may revive from msgpack (everything else is refused)."""
 
 

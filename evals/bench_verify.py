@@ -19,9 +19,9 @@ from rich.table import Table
 
 from checkpoints.factory import open_stores
 from graph.planners.explicit import parse_plan_document
-from graph.schemas import Plan
 from guards.contracts import Budget, check_plan
-from guards.facts import ancestors, resolve_facts
+from guards.facts import resolve_facts
+from guards.plan import Plan, ancestors
 from guards.policy import load_policy, to_verdict
 from tools.retail import build_catalog, load_shipped, seed
 

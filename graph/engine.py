@@ -13,7 +13,6 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +21,9 @@ from pydantic import ValidationError
 from checkpoints.db import Domain, as_domain
 from checkpoints.ledger import Approvals, Ledger
 from graph.faults import pause_point
-from graph.schemas import Approval, StepResult, canonical_json, content_hash
+from graph.state import StepResult
+from guards.judgement import Approval
+from guards.plan import canonical_json, content_hash
 from tools.catalog import CatalogEntry, ToolError
 from tools.retail.db import Change, RetailDB
 
@@ -62,35 +63,6 @@ class StepCall:
     args: dict[str, Any]
     approval: Approval | None = None
     """The approval that allows this call (write steps); consumed when its effects commit."""
-
-
-def resolve_refs(value: Any, outputs: Mapping[str, Any], step_id: str) -> Any:
-    """Replace ``$step.path`` references in ``value`` with earlier outputs.
-
-    Raises:
-        ToolFailed: when a reference does not resolve against the actual output.
-    """
-    if isinstance(value, str) and value.startswith("$"):
-        if value.startswith("$$"):
-            return value[1:]
-        head, *path = value[1:].split(".")
-        if head not in outputs:
-            raise ToolFailed(step_id, f"{value!r}: step {head!r} has no output")
-        current = outputs[head]
-        for i, part in enumerate(path):
-            where = ".".join([head, *path[: i + 1]])
-            if isinstance(current, Mapping) and part in current:
-                current = current[part]
-            elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-                current = current[int(part)]
-            else:
-                raise ToolFailed(step_id, f"{value!r}: the output has no {where!r}")
-        return current
-    if isinstance(value, list):
-        return [resolve_refs(v, outputs, step_id) for v in value]
-    if isinstance(value, dict):
-        return {k: resolve_refs(v, outputs, step_id) for k, v in value.items()}
-    return value
 
 
 def run_step(

@@ -18,28 +18,26 @@ from graph.engine import (
     ToolFailed,
     compensate_step,
     ledger_output,
-    resolve_refs,
     run_step,
 )
 from graph.faults import pause_point
-from graph.schemas import (
-    Approval,
+from graph.state import InputState, Pins, State, StepResult
+from guards.contracts import Budget, check_plan
+from guards.errors import DecisionInvalid, InputRejected, PlanInvalid, ReferenceUnresolved
+from guards.facts import facts_hash, resolve_facts
+from guards.judgement import Approval, Decision, Verdict, approval_digest
+from guards.plan import (
     CannotPlan,
-    Decision,
     Plan,
     PlanRequest,
     Step,
-    StepResult,
-    Verdict,
+    ancestors,
+    dependencies,
+    resolve_refs,
 )
-from graph.state import InputState, Pins, State
-from guards.contracts import Budget, check_plan, dependencies
-from guards.errors import DecisionInvalid, InputRejected, PlanInvalid
-from guards.facts import ancestors, facts_hash, resolve_facts
 from guards.policy import PolicyDecision, Violation, to_verdict
 from guards.review import (
     apply_edits,
-    approval_digest,
     authorize,
     identity_from_config,
     parse_answer,
@@ -395,7 +393,7 @@ def execute(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             stores.lock,
             inline_limit=ctx.inline_limit,
         )
-    except ToolFailed as exc:
+    except (ToolFailed, ReferenceUnresolved) as exc:
         result = StepResult(step_id=step.id, tool=step.tool, ok=False, error=exc.reason, attempts=0)
     update["results"] = {step.id: result}
     return update

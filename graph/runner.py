@@ -20,12 +20,13 @@ from graph.engine import compensate_step
 from graph.graph import build_graph
 from graph.nodes import screen_input
 from graph.planners.explicit import parse_plan_document
-from graph.schemas import Decision, Plan, StepReview
 from graph.services import catalog, policy
 from graph.state import InputState
 from guards.contracts import Budget, check_plan
 from guards.errors import DecisionInvalid, GuardError
-from guards.facts import ancestors, facts_hash, resolve_facts
+from guards.facts import facts_hash, resolve_facts
+from guards.judgement import Decision, StepReview
+from guards.plan import Plan, ancestors
 from guards.policy import to_verdict
 from guards.review import Identity, apply_edits, authorize, parse_answer
 from tools.retail import RetailDB

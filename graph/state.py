@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from graph.schemas import Approval, Decision, Plan, StepResult, Verdict
+from guards.judgement import Approval, Decision, Verdict
+from guards.plan import Plan
 
 Status = Literal[
     "planning",
@@ -24,6 +25,24 @@ Status = Literal[
 ]
 """Where a run stands; from ``completed`` on, what a caller sees at the end or at a pause
 (``stopped``: a safe replay reached a write step that never ran)."""
+
+
+class StepResult(BaseModel):
+    """A small record of one executed step; large outputs are kept by hash in the ledger."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    step_id: str
+    tool: str
+    ok: bool
+    output: Any = Field(default=None, description="The output, inlined when small.")
+    output_hash: str | None = None
+    output_ref: str | None = Field(
+        default=None, description="Ledger reference when the output was too large to inline."
+    )
+    error: str | None = None
+    attempts: int = 1
+    compensated: bool = False
 
 
 class Pins(BaseModel):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import graphlib
 import types
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from graph.schemas import REF, Plan, Step
+from guards.plan import Plan, Step, find_cycle, has_ref, iter_refs, iter_strings
 from tools.catalog import Catalog
 
 
@@ -50,36 +48,6 @@ class Finding:
         if self.field is not None:
             where.append(f"field {self.field!r}")
         return (", ".join(where) + ": " if where else "") + self.message
-
-
-def iter_refs(value: Any) -> Iterator[tuple[str, str, list[str]]]:
-    """Yield ``(text, step_id, path)`` for every ``$step.path`` reference inside ``value``."""
-    if isinstance(value, str):
-        if value.startswith("$") and not value.startswith("$$"):
-            m = REF.match(value)
-            if m is None:
-                yield value, "", []
-            else:
-                path = [p for p in m.group("path").split(".") if p]
-                yield value, m.group("step"), path
-    elif isinstance(value, list):
-        for v in value:
-            yield from iter_refs(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from iter_refs(v)
-
-
-def has_ref(value: Any) -> bool:
-    """Return whether ``value`` contains at least one reference."""
-    return any(True for _ in iter_refs(value))
-
-
-def dependencies(step: Step) -> set[str]:
-    """Return the ids a step depends on: declared plus implied by references."""
-    deps = set(step.depends_on)
-    deps.update(sid for _, sid, _ in iter_refs(step.args) if sid)
-    return deps
 
 
 def check_path(output: Any, path: list[str]) -> str | None:
@@ -184,14 +152,9 @@ def check_plan(plan: Plan, catalog: Catalog, budget: Budget) -> list[Finding]:
             Finding(f"the plan's estimated cost is {cost:g}; the budget allows {budget.max_cost:g}")
         )
 
-    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-    for step in steps:
-        sorter.add(step.id, *(d for d in dependencies(step) if d in by_id and d != step.id))
-    try:
-        sorter.prepare()
-    except graphlib.CycleError as exc:
-        cycle = " -> ".join(str(n) for n in exc.args[1])
-        findings.append(Finding(f"the steps form a cycle: {cycle}"))
+    cycle = find_cycle(plan)
+    if cycle is not None:
+        findings.append(Finding(f"the steps form a cycle: {' -> '.join(cycle)}"))
     return findings
 
 
@@ -238,7 +201,7 @@ def _check_ref(
     by_id: dict[str, Step],
     catalog: Catalog,
 ) -> list[Finding]:
-    field = next((k for k, v in step.args.items() if text in set(_strings(v))), None)
+    field = next((k for k, v in step.args.items() if text in set(iter_strings(v))), None)
     if not ref_step:
         return [
             Finding(
@@ -261,17 +224,6 @@ def _check_ref(
     if problem:
         return [Finding(f"{text!r}: {target.tool} {problem}", step_id=step.id, field=field)]
     return []
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
 
 
 def _short(value: Any, limit: int = 60) -> str:

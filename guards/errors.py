@@ -1,10 +1,10 @@
-"""Exceptions raised by guards, each carrying its context."""
+"""The guards' exceptions: one base, one subclass per failure, each carrying its context."""
 
 from __future__ import annotations
 
 
 class GuardError(Exception):
-    """Base class of every guard failure."""
+    """Base class of every guard failure: something was judged and refused, or unjudgeable."""
 
 
 class PlanInvalid(GuardError):
@@ -32,4 +32,38 @@ class DecisionInvalid(GuardError):
 
 
 class InputRejected(GuardError):
-    """A request failed input screening (size, schema)."""
+    """A request failed input screening (size, schema).
+
+    Attributes:
+        field: The offending input field, when one is to blame.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ReferenceUnresolved(GuardError):
+    """A ``$step.path`` reference does not resolve against the outputs at hand.
+
+    Attributes:
+        step_id: The step whose arguments hold the reference.
+        reason: Which reference and why.
+    """
+
+    def __init__(self, step_id: str, reason: str) -> None:
+        super().__init__(f"step {step_id!r}: {reason}")
+        self.step_id = step_id
+        self.reason = reason
+
+
+class PolicyError(GuardError):
+    """A policy could not be loaded or evaluated (the verifier turns it into a deny).
+
+    Attributes:
+        source: The bundle or server concerned, when known.
+    """
+
+    def __init__(self, message: str, source: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source

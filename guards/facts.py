@@ -15,28 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from checkpoints.db import Domain, as_domain
-from graph.engine import ToolFailed, resolve_refs
-from graph.schemas import Plan, Step, content_hash
-from guards.contracts import dependencies
+from guards.errors import ReferenceUnresolved
+from guards.plan import Plan, content_hash, dependency_order, resolve_refs
 from tools.catalog import Catalog, ToolError
 from tools.retail.db import RetailDB
-
-
-def ancestors(plan: Plan) -> dict[str, list[str]]:
-    """Return, for every step, the ids of the steps it transitively depends on (sorted)."""
-    direct = {s.id: dependencies(s) for s in plan.steps}
-    out: dict[str, list[str]] = {}
-
-    def walk(step_id: str, seen: set[str]) -> set[str]:
-        for dep in direct.get(step_id, set()):
-            if dep not in seen:
-                seen.add(dep)
-                walk(dep, seen)
-        return seen
-
-    for step in plan.steps:
-        out[step.id] = sorted(walk(step.id, set()))
-    return out
 
 
 def _order_facts(order: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,23 +44,6 @@ def _user_facts(user: Mapping[str, Any]) -> dict[str, Any]:
 
 IDENTITY_TOOLS = ("find_user_id_by_email", "find_user_id_by_name_zip")
 """Lookups whose answer (a user id) establishes who the run serves."""
-
-
-def _in_dependency_order(plan: Plan) -> list[Step]:
-    """Steps in an order that respects dependencies (plan order among the ready ones)."""
-    done: set[str] = set()
-    ordered: list[Step] = []
-    remaining = list(plan.steps)
-    while remaining:
-        ready = [s for s in remaining if dependencies(s) <= done]
-        if not ready:  # a cycle: contracts report it; keep plan order here
-            ordered.extend(remaining)
-            break
-        step = ready[0]
-        ordered.append(step)
-        done.add(step.id)
-        remaining.remove(step)
-    return ordered
 
 
 def resolve_facts(
@@ -107,14 +72,14 @@ def resolve_facts(
     domain = as_domain(conn)
     with lock, domain.snapshot():
         db = RetailDB(domain)
-        for step in _in_dependency_order(plan):
+        for step in dependency_order(plan):
             entry = catalog.get(step.tool)
             record: dict[str, Any] = {"args": None, "unresolved": [], "output": None}
             record["error"] = None
             step_facts[step.id] = record
             try:
                 args = resolve_refs(step.args, outputs, step.id)
-            except ToolFailed as exc:
+            except ReferenceUnresolved as exc:
                 record["unresolved"].append(exc.reason)
                 continue
             record["args"] = args

@@ -24,8 +24,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-from graph.schemas import Plan, StepReview, Verdict
 from guards.errors import GuardError
+from guards.judgement import StepReview, Verdict
+from guards.plan import Plan
 from tools.catalog import Catalog
 
 PACKAGE = "planbound.retail"
@@ -404,7 +405,7 @@ def to_verdict(
     policy_version: str,
     facts_hash: str,
 ) -> Verdict:
-    """Map a policy decision to the graph's :class:`~graph.schemas.Verdict`."""
+    """Map a policy decision to the graph's :class:`~guards.judgement.Verdict`."""
     base = {
         "plan_id": plan.id,
         "catalog_version": catalog_version,

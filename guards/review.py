@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from graph.schemas import Decision, Plan, Step, StepReview, content_hash
 from guards.compat import from_agent_inbox
 from guards.errors import DecisionInvalid
+from guards.judgement import Decision, StepReview
+from guards.plan import Plan
 from tools.catalog import Catalog
 
 if TYPE_CHECKING:
@@ -69,21 +70,6 @@ def identity_from_config(config: Mapping[str, Any] | None) -> Identity | None:
         if isinstance(perm, str) and perm.startswith("role:"):
             roles.add(perm.removeprefix("role:"))
     return Identity(id=ident, roles=tuple(sorted(roles)))
-
-
-def approval_digest(step: Step, plan_id: str, catalog_version: str, policy_version: str) -> str:
-    """Bind an approval to one exact call: tool, args, catalog, policy and plan."""
-    return content_hash(
-        {
-            "step": step.id,
-            "tool": step.tool,
-            "args": step.args,
-            "plan": plan_id,
-            "catalog": catalog_version,
-            "policy": policy_version,
-        },
-        length=32,
-    )
 
 
 def parse_answer(

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from graph.schemas import Plan, Step, StepReview
 from guards.compat import IGNORED, from_agent_inbox
 from guards.errors import DecisionInvalid
+from guards.judgement import StepReview
+from guards.plan import Plan, Step
 from guards.review import parse_answer
 
 PLAN = Plan(

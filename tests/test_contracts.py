@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from graph.schemas import Plan, Step
 from guards.contracts import Budget, check_plan
+from guards.plan import Plan, Step
 from tools.catalog import Catalog
 
 

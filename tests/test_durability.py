@@ -32,9 +32,9 @@ from conftest import PG_ADMIN
 from checkpoints.factory import Stores, open_stores
 from checkpoints.ledger import Approvals, Ledger
 from graph.runner import RunError, Runner
-from graph.schemas import Plan
 from graph.services import catalog, policy
-from guards.review import approval_digest
+from guards.judgement import approval_digest
+from guards.plan import Plan
 from tools.retail import export, load_shipped, seed
 from tools.retail.db import OPTIONAL_ORDER_KEYS as OPTIONAL
 

@@ -9,7 +9,9 @@ from langchain_core.tools import InjectedToolArg, tool
 
 from checkpoints.factory import Stores
 from checkpoints.ledger import Ledger
-from graph.engine import StepCall, ToolFailed, resolve_refs, run_step
+from graph.engine import StepCall, run_step
+from guards.errors import ReferenceUnresolved
+from guards.plan import resolve_refs
 from tools.catalog import CatalogEntry, ToolError, ToolSpec
 
 calls: dict[str, int] = {}
@@ -107,7 +109,7 @@ def test_resolve_refs_walks_dicts_and_lists() -> None:
     assert resolve_refs(args, outputs, "s3") == {"a": "2", "b": ["u_1", "$literal"], "c": 3}
     try:
         resolve_refs({"a": "$s1.items.7"}, outputs, "s3")
-    except ToolFailed as exc:
+    except ReferenceUnresolved as exc:
         assert exc.reason == "'$s1.items.7': the output has no 's1.items.7'"
     else:
         raise AssertionError("missing path must fail")

@@ -22,9 +22,10 @@ from graph import services
 from graph.cli import app
 from graph.planners.explicit import parse_plan_document
 from graph.runner import Runner
-from graph.schemas import StepReview
 from guards.errors import DecisionInvalid
-from guards.facts import ancestors, resolve_facts
+from guards.facts import resolve_facts
+from guards.judgement import StepReview
+from guards.plan import ancestors
 from guards.policy import OpaEngine, Policy, PolicyBundle, RegoEngine, load_policy, run_tests
 from tools.retail import RetailDB, export, load_shipped, seed
 from tools.retail import tools as T

@@ -5,9 +5,10 @@ from typing import Any
 import pytest
 
 from graph.planners.explicit import parse_plan_document
-from graph.schemas import Plan, Step, StepReview
 from guards.errors import DecisionInvalid, PlanInvalid
-from guards.review import approval_digest, parse_answer
+from guards.judgement import StepReview, approval_digest
+from guards.plan import Plan, Step
+from guards.review import parse_answer
 
 PLAN = Plan(
     source="explicit",

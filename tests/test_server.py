@@ -33,9 +33,9 @@ from starlette.testclient import TestClient
 
 from checkpoints.factory import open_stores
 from checkpoints.ledger import Approvals, Ledger
+from graph.server.review import stamp_reviewer
+from graph.server.tokens import AuthConfigError, TokenTable, parse_table
 from guards.compat import IGNORED
-from server.review import stamp_reviewer
-from server.tokens import AuthConfigError, TokenTable, parse_table
 from tools.retail import RetailDB
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,7 +147,7 @@ def server(
     # from a directory of its own that links to the project's langgraph.json and packages.
     work = base / "work"
     work.mkdir()
-    for name in ("langgraph.json", "graph", "server", "checkpoints"):
+    for name in ("langgraph.json", "graph", "guards", "tools", "checkpoints"):
         (work / name).symlink_to(ROOT / name)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -514,7 +514,7 @@ def test_metrics_reflect_the_runs(server: Server) -> None:
 def test_readyz_is_503_naming_what_does_not_answer(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from server.app import app
+    from graph.server.app import app
 
     client = TestClient(app)
     monkeypatch.delenv("DATABASE_URI", raising=False)

@@ -7,7 +7,7 @@ import pytest
 
 from graph.planners.base import PlannerError
 from graph.planners.templates import TemplatePlanner
-from graph.schemas import CannotPlan, Plan, PlanRequest
+from guards.plan import CannotPlan, Plan, PlanRequest
 
 # Real data from the shipped τ² db (hard-coded: tests never read ../shared).
 FATIMA_EMAIL = "fatima.anderson1447@example.com"  # fatima_anderson_2157, zip 32100

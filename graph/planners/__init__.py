@@ -1,4 +1,4 @@
-"""Planners: turn a request into a :class:`~graph.schemas.Plan` as data, never run a tool."""
+"""Planners: turn a request into a :class:`~guards.plan.Plan` as data, never run a tool."""
 
 from graph.planners.base import Planner, PlannerError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from graph.schemas import CannotPlan, Plan, PlanRequest
+from guards.plan import CannotPlan, Plan, PlanRequest
 
 
 class PlannerError(Exception):
@@ -15,7 +15,7 @@ class Planner(Protocol):
     """Turns a request into a plan, or says honestly that it cannot.
 
     A planner never runs a tool and never guesses: when it is not confident it returns
-    :class:`~graph.schemas.CannotPlan`.
+    :class:`~guards.plan.CannotPlan`.
     """
 
     name: str

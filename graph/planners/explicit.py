@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from graph.schemas import CannotPlan, Plan, PlanRequest, Step, content_hash
 from guards.errors import PlanInvalid
+from guards.plan import CannotPlan, Plan, PlanRequest, Step, content_hash
 
 _ALIASES = {"name": "tool", "arguments": "args", "kwargs": "args", "action_id": "id"}
 _IGNORED = {"requestor", "info", "compare_args"}

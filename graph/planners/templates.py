@@ -7,9 +7,9 @@ references. The document's own ``description`` and ``matching.description`` stat
 accepted formats and the matching rule; in short:
 
 * the request is matched to exactly one intent; no match, or several matches that no
-  single intent explains better, is a :class:`~graph.schemas.CannotPlan`;
+  single intent explains better, is a :class:`~guards.plan.CannotPlan`;
 * every slot is filled by a strict regular expression; a required slot that is missing,
-  malformed or ambiguous (two different values) is a :class:`~graph.schemas.CannotPlan`
+  malformed or ambiguous (two different values) is a :class:`~guards.plan.CannotPlan`
   whose reason names what is needed and what was found.
 
 The planner never guesses and never runs a tool.
@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from graph.planners.base import PlannerError
-from graph.schemas import REF, STEP_ID, CannotPlan, Plan, PlanRequest, Step, content_hash
+from guards.plan import REF, STEP_ID, CannotPlan, Plan, PlanRequest, Step, content_hash
 
 SHIPPED = "retail.yaml"
 """File name of the shipped template document inside the ``graph.templates`` package."""

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from checkpoints.factory import StorageError, shared_stores
 from checkpoints.server import CONNECT_TIMEOUT, ping_checkpoints
-from server.metrics import PlanboundMetrics, RefreshOnScrape
+from graph.server.metrics import PlanboundMetrics, RefreshOnScrape
 from tools.retail import RetailDB
 
 METRICS = PlanboundMetrics()

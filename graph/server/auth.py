@@ -25,9 +25,9 @@ from typing import Any
 
 from langgraph_sdk import Auth
 
+from graph.server.review import ResumeRefused, check_resume, stamp_reviewer
+from graph.server.tokens import REVIEW_ROLES, ROLE_PREFIX, AuthConfigError, TokenTable
 from guards.review import Identity
-from server.review import ResumeRefused, check_resume, stamp_reviewer
-from server.tokens import REVIEW_ROLES, ROLE_PREFIX, AuthConfigError, TokenTable
 
 log = logging.getLogger(__name__)
 

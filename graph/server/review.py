@@ -15,9 +15,10 @@ from typing import Any
 from checkpoints.server import latest, reader
 from graph.context import Context
 from graph.runner import check_answer, pending_request
-from graph.schemas import Plan, Verdict
 from guards.compat import from_agent_inbox
 from guards.errors import DecisionInvalid
+from guards.judgement import Verdict
+from guards.plan import Plan
 from guards.review import Identity
 
 REVIEW_KEYS = frozenset({"decisions", "reviewer", "role", "roles"})
