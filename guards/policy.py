@@ -1,7 +1,7 @@
 """Policy as code: Rego policies evaluated in-process (regopy) or by an OPA server.
 
 A policy bundle is the set of ``.rego`` files in a directory (the shipped one is
-``guards/policies``); its content hash is the policy version, pinned by every run and
+``tools/retail/policies``); its content hash is the policy version, pinned by every run and
 recorded with every verdict. The verifier asks the bundle's ``decision`` rule for a plan and
 its facts, and the ``approval_denied`` rule whether a reviewer may approve a step.
 
@@ -73,8 +73,8 @@ class PolicyBundle:
             PolicyError: the directory does not exist or holds no policy module.
         """
         if path is None:
-            root: Any = resources.files("guards").joinpath("policies")
-            source = "guards/policies (shipped)"
+            root: Any = resources.files("tools.retail").joinpath("policies")
+            source = "tools/retail/policies (shipped)"
         else:
             root = Path(path)
             source = str(path)

@@ -383,7 +383,7 @@ def test_plan_id_is_stable(planner: TemplatePlanner) -> None:
 
 
 def shipped_text() -> str:
-    return (Path(__file__).parent.parent / "graph" / "templates" / "retail.yaml").read_text()
+    return (Path(__file__).parent.parent / "tools" / "retail" / "templates.yaml").read_text()
 
 
 def test_version_follows_the_document(planner: TemplatePlanner, tmp_path: Path) -> None:

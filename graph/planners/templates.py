@@ -1,6 +1,6 @@
 """Template planner: versioned YAML plan templates filled by strict slot extractors.
 
-A template document (``graph/templates/retail.yaml`` by default) declares intents. Each
+A template document (``tools/retail/templates.yaml`` by default) declares intents. Each
 intent has trigger phrases, slots (each filled by one extractor defined here) and steps
 whose arguments hold ``{slot}`` / ``{slot.field}`` placeholders and ``$step.path``
 references. The document's own ``description`` and ``matching.description`` state the
@@ -30,8 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from graph.planners.base import PlannerError
 from guards.plan import REF, STEP_ID, CannotPlan, Plan, PlanRequest, Step, content_hash
 
-SHIPPED = "retail.yaml"
-"""File name of the shipped template document inside the ``graph.templates`` package."""
+SHIPPED = "templates.yaml"
+"""File name of the shipped template document inside the ``tools.retail`` package."""
 
 SlotValue = str | list[str] | dict[str, Any]
 
@@ -721,16 +721,16 @@ class TemplatePlanner:
 
     @classmethod
     def load(cls, path: Path | None = None) -> TemplatePlanner:
-        """Load a template document; ``None`` loads the shipped ``graph/templates/retail.yaml``.
+        """Load a template document; ``None`` loads the shipped ``tools/retail/templates.yaml``.
 
         Raises:
             PlannerError: naming the file and the problem (missing file, YAML error, schema
                 error, unknown slot, extractor, phrase list or step).
         """
         if path is None:
-            where = f"graph/templates/{SHIPPED}"
+            where = f"tools/retail/{SHIPPED}"
             try:
-                text = resources.files("graph.templates").joinpath(SHIPPED).read_text("utf-8")
+                text = resources.files("tools.retail").joinpath(SHIPPED).read_text("utf-8")
             except OSError as exc:
                 raise PlannerError(f"{where}: cannot read the shipped templates: {exc}") from exc
         else:

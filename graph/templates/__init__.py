@@ -1,1 +1,0 @@
-"""Versioned plan templates (YAML) for the template planner."""
