@@ -32,6 +32,8 @@ class Domain:
     dialect: Dialect
     transient: tuple[type[BaseException], ...] = ()
     """Errors after which a write transaction may be retried (lock or serialization)."""
+    errors: tuple[type[BaseException], ...] = ()
+    """Every error the driver raises (a failed read is reported, never hidden)."""
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement with ``?`` placeholders; return a cursor."""
@@ -93,6 +95,7 @@ class SqliteDomain(Domain):
 
     dialect: Dialect = "sqlite"
     transient = (sqlite3.OperationalError,)
+    errors = (sqlite3.Error,)
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         """Wrap an autocommit (``isolation_level=None``) SQLite connection."""
@@ -135,6 +138,7 @@ class PostgresDomain(Domain):
         from psycopg import errors
 
         self._psycopg = psycopg
+        self.errors = (psycopg.Error,)
         self.transient = (
             errors.SerializationFailure,
             errors.DeadlockDetected,
@@ -197,25 +201,17 @@ def connect_sqlite(path: Path) -> sqlite3.Connection:
 
 # Migrations ---------------------------------------------------------------------------------
 
+Migration = tuple[int, str, str]
+"""``(version, name, ddl)``: statements separated by ``;``, ``{float}`` for the float type."""
+
+CORE = "planbound"
+"""The migrations component of planbound's own tables (a domain's is its name)."""
+
 _FLOAT = {"sqlite": "REAL", "postgres": "DOUBLE PRECISION"}
 
-MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+MIGRATIONS: tuple[Migration, ...] = (
     (
         1,
-        "retail tables",
-        """
-        CREATE TABLE IF NOT EXISTS retail_users (
-            seq INTEGER NOT NULL UNIQUE, key TEXT PRIMARY KEY, doc TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS retail_orders (
-            seq INTEGER NOT NULL UNIQUE, key TEXT PRIMARY KEY, doc TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS retail_products (
-            seq INTEGER NOT NULL UNIQUE, key TEXT PRIMARY KEY, doc TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS retail_items (
-            item_id TEXT PRIMARY KEY, product_id TEXT NOT NULL)
-        """,
-    ),
-    (
-        2,
         "side-effect ledger",
         """
         CREATE TABLE IF NOT EXISTS ledger (
@@ -224,7 +220,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             tool TEXT NOT NULL,
             args TEXT NOT NULL,
             status TEXT NOT NULL CHECK (status IN
-                ('started', 'succeeded', 'failed', 'compensated', 'unknown')),
+                ('started', 'succeeded', 'failed', 'compensated')),
             attempts INTEGER NOT NULL DEFAULT 0,
             output TEXT,
             output_hash TEXT,
@@ -236,7 +232,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         """,
     ),
     (
-        3,
+        2,
         "approvals",
         """
         CREATE TABLE IF NOT EXISTS approvals (
@@ -250,7 +246,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         """,
     ),
     (
-        4,
+        3,
         "review claims",
         """
         CREATE TABLE IF NOT EXISTS review_claims (
@@ -262,30 +258,89 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         """,
     ),
 )
-"""Versioned schema changes, applied in order once per database."""
+"""planbound's own tables: the ledger, approvals and review claims (component ``planbound``)."""
+
+_LEGACY = {1: ("retail", 1), 2: (CORE, 1), 3: (CORE, 2), 4: (CORE, 3)}
+"""Where each version of the single-component layout (planbound 0.1) went."""
 
 
-def migrate(domain: Domain) -> list[int]:
-    """Apply the migrations the database has not seen; return the versions applied."""
+def _upgrade_bookkeeping(domain: Domain, float_type: str) -> None:
+    """Create ``schema_migrations`` keyed by component, converting the 0.1 layout."""
+    if domain.dialect == "postgres":
+        exists = domain.execute("SELECT to_regclass('schema_migrations')").fetchone()[0]
+        columns = {
+            str(r[0])
+            for r in domain.execute(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND table_name = 'schema_migrations'"
+            )
+        }
+    else:
+        exists = domain.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        ).fetchone()
+        columns = {str(r[1]) for r in domain.execute("PRAGMA table_info(schema_migrations)")}
+    legacy: list[tuple[int, str, float]] = []
+    if exists and "component" not in columns:
+        legacy = [
+            (int(r[0]), str(r[1]), float(r[2]))
+            for r in domain.execute("SELECT version, name, applied_at FROM schema_migrations")
+        ]
+        domain.execute("DROP TABLE schema_migrations")
+    domain.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " component TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL,"
+        f" applied_at {float_type} NOT NULL, PRIMARY KEY (component, version))"
+    )
+    for version, name, applied_at in legacy:
+        if version in _LEGACY:
+            component, new = _LEGACY[version]
+            domain.execute(
+                "INSERT INTO schema_migrations (component, version, name, applied_at)"
+                " VALUES (?, ?, ?, ?)",
+                (component, new, name, applied_at),
+            )
+
+
+def migrate(
+    domain: Domain, components: Iterable[tuple[str, Sequence[Migration]]] = ()
+) -> list[tuple[str, int]]:
+    """Apply the migrations the database has not seen; return ``(component, version)`` applied.
+
+    planbound's own tables (:data:`MIGRATIONS`) always come first, then each component's
+    (a domain's tables), in one transaction.
+    """
     float_type = _FLOAT[domain.dialect]
-    applied: list[int] = []
+    applied: list[tuple[str, int]] = []
     with domain.transaction(write=True):
         if domain.dialect == "postgres":
             domain.execute("SELECT pg_advisory_xact_lock(7401100)")  # one migrator at a time
-        domain.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            f" version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at {float_type} NOT NULL)"
-        )
-        done = {int(r[0]) for r in domain.execute("SELECT version FROM schema_migrations")}
-        for version, name, ddl in MIGRATIONS:
-            if version in done:
-                continue
-            for statement in ddl.format(float=float_type).split(";"):
-                if statement.strip():
-                    domain.execute(statement)
-            domain.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (version, name, time.time()),
-            )
-            applied.append(version)
+        _upgrade_bookkeeping(domain, float_type)
+        done = {
+            (str(r[0]), int(r[1]))
+            for r in domain.execute("SELECT component, version FROM schema_migrations")
+        }
+        for component, migrations in ((CORE, MIGRATIONS), *components):
+            for version, name, ddl in migrations:
+                if (component, version) in done:
+                    continue
+                for statement in ddl.format(float=float_type).split(";"):
+                    if statement.strip():
+                        domain.execute(statement)
+                domain.execute(
+                    "INSERT INTO schema_migrations (component, version, name, applied_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (component, version, name, time.time()),
+                )
+                applied.append((component, version))
     return applied
+
+
+def schema_versions(domain: Domain) -> dict[str, list[int]]:
+    """Return the applied migration versions per component."""
+    versions: dict[str, list[int]] = {}
+    for component, version in domain.execute(
+        "SELECT component, version FROM schema_migrations ORDER BY component, version"
+    ):
+        versions.setdefault(str(component), []).append(int(version))
+    return versions

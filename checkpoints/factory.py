@@ -1,11 +1,20 @@
-"""The one place that builds checkpointers and opens the domain database."""
+"""The one place that builds checkpointers and opens the domain database.
+
+Sync savers serve the CLI and tests, the async saver the LangGraph server; both use the same
+tables and serializer.
+
+Callers say where (a home directory for SQLite, or a PostgreSQL URI) and what to migrate;
+this module reads no settings of its own.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,21 +23,19 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from checkpoints.db import Domain, PostgresDomain, SqliteDomain, connect_sqlite, migrate
+from checkpoints.db import (
+    Domain,
+    Migration,
+    PostgresDomain,
+    SqliteDomain,
+    connect_sqlite,
+    migrate,
+)
 
 DEFAULT_HOME = ".planbound"
-
-STATE_TYPES: tuple[tuple[str, str], ...] = (
-    ("guards.plan", "Plan"),
-    ("guards.plan", "Step"),
-    ("guards.judgement", "Verdict"),
-    ("guards.judgement", "StepReview"),
-    ("guards.judgement", "Decision"),
-    ("guards.judgement", "Approval"),
-    ("graph.state", "StepResult"),
-    ("graph.state", "Pins"),
-)
-"""Types the checkpoint serializer may revive from msgpack (everything else is refused)."""
+CHECKPOINTS_FILE = "checkpoints.sqlite"
+DOMAIN_FILE = "domain.sqlite"
+_SETUP_LOCK_KEY = 0x706C616E626F756E  # "planboun": serialises saver setup() across processes.
 
 
 class StorageError(RuntimeError):
@@ -36,30 +43,25 @@ class StorageError(RuntimeError):
 
 
 def planbound_home(home: str | os.PathLike[str] | None = None) -> Path:
-    """Return the data directory: ``home``, else ``$PLANBOUND_HOME``, else ``./.planbound``."""
-    raw = home if home is not None else os.environ.get("PLANBOUND_HOME") or DEFAULT_HOME
-    return Path(raw).expanduser()
+    """Return the data directory: ``home``, else ``./.planbound``."""
+    return Path(home if home is not None else DEFAULT_HOME).expanduser()
 
 
-def serializer(extra_types: Iterable[tuple[str, str]] = ()) -> JsonPlusSerializer:
-    """Return the checkpoint serializer with planbound's state types allow-listed."""
-    return JsonPlusSerializer(allowed_msgpack_modules=[*STATE_TYPES, *extra_types])
+def serializer(allowed_types: Iterable[tuple[str, str]] = ()) -> JsonPlusSerializer:
+    """Return the checkpoint serializer that revives only the given ``(module, name)`` types."""
+    return JsonPlusSerializer(allowed_msgpack_modules=list(allowed_types))
 
 
-def database_uri(explicit: str | None = None) -> str | None:
-    """Return the PostgreSQL URI to use, or ``None`` for the SQLite files.
+def redact(uri: str) -> str:
+    """Hide a password in a URI for messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", uri)
 
-    ``explicit``, else ``PLANBOUND_DATABASE_URI``, else ``DATABASE_URI`` when it is a
-    ``postgresql://`` (or ``postgres://``) URI.
-    """
-    for raw in (explicit, os.environ.get("PLANBOUND_DATABASE_URI"), os.environ.get("DATABASE_URI")):
-        if raw:
-            if not raw.startswith(("postgresql://", "postgres://")):
-                if raw is explicit or raw == os.environ.get("PLANBOUND_DATABASE_URI"):
-                    raise StorageError(f"not a postgresql:// URI: {raw!r}")
-                continue
-            return raw
-    return None
+
+def pg_connection_kwargs() -> dict[str, Any]:
+    """The connection settings LangGraph's PostgreSQL savers need (used for every pool)."""
+    from psycopg.rows import dict_row
+
+    return {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
 
 
 @dataclass
@@ -92,71 +94,112 @@ class Stores:
 
 def domain_path(home: str | os.PathLike[str] | None = None) -> Path:
     """Return the path of the SQLite domain database under ``home``."""
-    return planbound_home(home) / "domain.sqlite"
+    return planbound_home(home) / DOMAIN_FILE
 
 
-def open_stores(home: str | os.PathLike[str] | None = None, uri: str | None = None) -> Stores:
+def open_stores(
+    home: str | os.PathLike[str] | None = None,
+    uri: str | None = None,
+    *,
+    components: Sequence[tuple[str, Sequence[Migration]]] = (),
+    serde_types: Iterable[tuple[str, str]] = (),
+    pool_max: int = 10,
+) -> Stores:
     """Open the checkpointer and domain database, creating and migrating them if needed.
 
-    With a PostgreSQL URI (argument or environment, see :func:`database_uri`) both live in
-    that database: the checkpointer's tables in ``public``, planbound's in ``planbound``.
-    Without one, both are SQLite files under ``home``.
+    With a PostgreSQL ``uri`` both live in that database: the checkpointer's tables in
+    ``public``, planbound's in ``planbound``. Without one, both are SQLite files under
+    ``home``. ``components`` are the domains' migrations, applied after planbound's own.
 
     Raises:
         StorageError: the database cannot be reached or the URI is malformed.
     """
     root = planbound_home(home)
-    uri = database_uri(uri)
+    serde = serializer(serde_types)
     if uri is None:
-        conn = connect_sqlite(root / "checkpoints.sqlite")
-        saver = SqliteSaver(conn, serde=serializer())
+        conn = connect_sqlite(root / CHECKPOINTS_FILE)
+        saver = SqliteSaver(conn, serde=serde)
         saver.setup()
         domain: Domain = SqliteDomain(connect_sqlite(domain_path(root)))
-        migrate(domain)
+        migrate(domain, components)
         return Stores(home=root, checkpointer=saver, domain=domain, _closers=[conn.close])
-    return _open_postgres(root, uri)
+    if not uri.startswith(("postgresql://", "postgres://")):
+        raise StorageError(f"not a postgresql:// URI: {redact(uri)!r}")
+    return _open_postgres(root, uri, components, serde, pool_max)
 
 
-def _open_postgres(root: Path, uri: str) -> Stores:
+def _open_postgres(
+    root: Path,
+    uri: str,
+    components: Sequence[tuple[str, Sequence[Migration]]],
+    serde: JsonPlusSerializer,
+    pool_max: int,
+) -> Stores:
     import psycopg
     from langgraph.checkpoint.postgres import PostgresSaver
-    from psycopg.rows import dict_row
     from psycopg_pool import ConnectionPool
 
     try:
         domain = PostgresDomain(uri)
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"cannot connect to PostgreSQL at {_redact(uri)}: {first}") from None
-    migrate(domain)
+        raise StorageError(f"cannot connect to PostgreSQL at {redact(uri)}: {first}") from None
+    migrate(domain, components)
     pool: ConnectionPool[Any] = ConnectionPool(
-        uri,
-        min_size=1,
-        max_size=int(os.environ.get("PLANBOUND_PG_POOL_MAX") or 10),
-        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
-        open=True,
+        uri, min_size=1, max_size=pool_max, kwargs=pg_connection_kwargs(), open=True
     )
-    saver = PostgresSaver(pool, serde=serializer())
+    saver = PostgresSaver(pool, serde=serde)
     saver.setup()
     return Stores(
         home=root, checkpointer=saver, domain=domain, backend="postgres", _closers=[pool.close]
     )
 
 
-def _redact(uri: str) -> str:
-    """Hide a password in a URI for messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", uri)
+@asynccontextmanager
+async def async_saver(
+    home: str | os.PathLike[str] | None = None,
+    uri: str | None = None,
+    *,
+    serde_types: Iterable[tuple[str, str]] = (),
+    pool_max: int = 10,
+    setup: bool = True,
+) -> AsyncIterator[BaseCheckpointSaver[str]]:
+    """Yield the async saver the LangGraph server uses: the same tables as :func:`open_stores`.
 
+    With ``uri`` an ``AsyncPostgresSaver`` on a pool (set up once, one process at a time);
+    else an ``AsyncSqliteSaver`` on ``home``'s checkpoint file.
+    """
+    serde = serializer(serde_types)
+    if uri is None:
+        import aiosqlite
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-_shared: dict[Path, Stores] = {}
-_shared_lock = threading.Lock()
+        path = planbound_home(home) / CHECKPOINTS_FILE
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        async with aiosqlite.connect(path) as conn:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            sqlite_saver = AsyncSqliteSaver(conn, serde=serde)
+            if setup:
+                await sqlite_saver.setup()
+            yield sqlite_saver
+        return
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg import AsyncConnection
+    from psycopg_pool import AsyncConnectionPool
 
-
-def shared_stores(home: str | os.PathLike[str] | None = None) -> Stores:
-    """Return process-wide stores for ``home``, opened on first use (never at import)."""
-    root = planbound_home(home).resolve()
-    with _shared_lock:
-        stores = _shared.get(root)
-        if stores is None:
-            stores = _shared[root] = open_stores(root)
-        return stores
+    if setup:
+        conn = await AsyncConnection.connect(uri, **pg_connection_kwargs())
+        async with conn:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK_KEY,))
+            try:
+                await AsyncPostgresSaver(conn, serde=serde).setup()
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        uri, min_size=1, max_size=pool_max, kwargs=pg_connection_kwargs(), open=False
+    )
+    await pool.open(wait=True, timeout=30)
+    try:
+        yield AsyncPostgresSaver(pool, serde=serde)
+    finally:
+        await pool.close()

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from checkpoints.db import Domain, as_domain, migrate
+from checkpoints.db import Domain, as_domain
 
-LedgerStatus = Literal["started", "succeeded", "failed", "compensated", "unknown"]
+LedgerStatus = Literal["started", "succeeded", "failed", "compensated"]
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,6 @@ class Ledger:
     def __init__(self, conn: Domain | sqlite3.Connection) -> None:
         """Use ``conn`` (a :class:`~checkpoints.db.Domain` or a raw SQLite connection)."""
         self.conn = as_domain(conn)
-
-    def setup(self) -> None:
-        """Create the ledger tables if missing (applies the schema migrations)."""
-        migrate(self.conn)
 
     def get(self, decision_id: str, step_id: str) -> LedgerRow | None:
         """Return the row for the idempotency key, or ``None``."""
@@ -308,7 +304,7 @@ class _ClaimHolds:
                     conn.execute("SELECT pg_advisory_unlock(?)", (key,))
                 elif owner in self._files:
                     fcntl.lockf(self._files[owner], fcntl.LOCK_UN, 1, key)
-            except Exception:
+            except (OSError, *conn.errors):
                 pass  # a lost session has already dropped its lock
 
     def _owner(self, conn: Domain) -> str:

@@ -1,49 +1,63 @@
 """The execution engine: runs one step with its catalog timeout and retries, exactly once.
 
-The engine is the one owner of retries. A business refusal (:class:`~tools.catalog.ToolError`)
-is never retried; a timeout or a transient database error is, up to the tool's ``retries``.
-Each attempt runs in a transaction that holds the tool's domain writes and the ledger's
-outcome row together, so an attempt either happens completely or not at all.
+The engine is the one owner of retries (tenacity, per the tool's ``retries``). A business
+refusal (:class:`~tools.catalog.ToolError`) is never retried; a timeout or a transient
+database error is. Each attempt runs in a transaction that holds the tool's domain writes and
+the ledger's outcome row together, so an attempt either happens completely or not at all.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import sqlite3
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.runnables.config import ContextThreadPoolExecutor
 from pydantic import ValidationError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from checkpoints.db import Domain, as_domain
+from checkpoints.db import Domain
 from checkpoints.ledger import Approvals, Ledger
+from graph.errors import StepNotRun
 from graph.faults import pause_point
 from graph.state import StepResult
 from guards.judgement import Approval
 from guards.plan import canonical_json, content_hash
 from tools.catalog import CatalogEntry, ToolError
-from tools.retail.db import Change, RetailDB
+from tools.domain import Change, DomainStore
+
+StoreFactory = Callable[[Domain], DomainStore]
+"""Wraps the domain connection as the domain's store (``DomainPlugin.open_store``)."""
 
 
-class ToolFailed(Exception):
-    """A step could not be run to an outcome (bad reference, missing approval).
+class _Transient(Exception):
+    """An attempt failed in a way worth retrying (its transaction was rolled back)."""
 
-    Attributes:
-        step_id: The step.
-        reason: Why.
-    """
-
-    def __init__(self, step_id: str, reason: str) -> None:
-        super().__init__(f"step {step_id!r}: {reason}")
-        self.step_id = step_id
-        self.reason = reason
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
-class _Timeout(Exception):
-    pass
+class NoStore:
+    """The store of a catalog whose tools keep no records (nothing to record or restore)."""
+
+    def __init__(self, conn: Domain) -> None:
+        self.conn = conn
+
+    def take_changes(self) -> list[Change]:
+        """There are never changes."""
+        return []
+
+    def restore(self, change: Change) -> bool:
+        """Nothing can be restored."""
+        return False
+
+    def is_seeded(self) -> bool:
+        """Always ready."""
+        return True
 
 
 @dataclass(frozen=True)
@@ -67,9 +81,10 @@ class StepCall:
 
 def run_step(
     call: StepCall,
-    conn: Domain | sqlite3.Connection,
+    conn: Domain,
     lock: threading.RLock,
     *,
+    open_store: StoreFactory = NoStore,
     inline_limit: int = 4096,
     backoff_s: float = 0.1,
 ) -> StepResult:
@@ -78,100 +93,40 @@ def run_step(
     If the ledger already holds an outcome for ``(decision_id, step_id)``, that outcome is
     returned and the tool is not called again.
     """
-    conn = as_domain(conn)
     ledger = Ledger(conn)
     spec = call.entry.spec
+    writes = spec.effect == "write"
     with lock:
         done = ledger.get(call.decision_id, call.step_id)
         if done is not None and done.status == "compensated":
             # Its effects were undone (rollback): never re-apply under the same key.
-            return _result(
-                call,
-                False,
-                None,
-                "this step was rolled back; start a new run to apply it again",
-                done.attempts,
-                inline_limit,
-            )
+            reason = "this step was rolled back; start a new run to apply it again"
+            return _result(call, False, None, reason, done.attempts, inline_limit)
         if done is not None and done.status in ("succeeded", "failed"):
-            return _result(
-                call, done.status != "failed", done.output, done.error, done.attempts, inline_limit
-            )
-        writes = spec.effect == "write"
+            ok = done.status != "failed"
+            return _result(call, ok, done.output, done.error, done.attempts, inline_limit)
         if writes:
             # Committed before the call, so a crash mid-call leaves a trace to reconcile.
             ledger.start(call.decision_id, call.step_id, spec.name, call.args)
     pause_point(f"step:{call.step_id}:before_call")
 
-    retryable: tuple[type[BaseException], ...] = (_Timeout, *conn.transient)
+    retrying = Retrying(
+        stop=stop_after_attempt(spec.retries + 1),
+        wait=wait_exponential(multiplier=backoff_s),
+        retry=retry_if_exception_type(_Transient),
+        reraise=True,
+    )
     attempts = 0
-    error: str | None = None
-    while attempts <= spec.retries:
-        attempts += 1
-        with lock:
-            db = RetailDB(conn)
-            try:
-                conn.begin(write=True)
-                row = ledger.get(call.decision_id, call.step_id)
-                if row is not None and row.status != "started":
-                    # Another executor finished this step meanwhile: its outcome stands.
-                    conn.rollback()
-                    return _result(
-                        call,
-                        row.status != "failed",
-                        row.output,
-                        row.error,
-                        row.attempts,
-                        inline_limit,
-                    )
-                if not writes:
-                    # A read has nothing to reconcile: its row and outcome commit together.
-                    ledger.start(call.decision_id, call.step_id, spec.name, call.args)
-                if call.approval is not None and not Approvals(conn).consume(
-                    call.decision_id,
-                    call.step_id,
-                    call.approval.digest,
-                    call.approval.reviewer,
-                    call.approval.roles,
-                ):
-                    conn.rollback()
-                    error = "its approval was already used; not run again"
-                    break
-                output = _call_with_timeout(call, db, conn, spec.timeout_s)
-                changes = [c.to_json() for c in db.take_changes()]
-                ledger.finish(
-                    call.decision_id,
-                    call.step_id,
-                    status="succeeded",
-                    attempts=attempts,
-                    output=output,
-                    output_hash=content_hash(output, 64),
-                    changes=changes,
-                )
-                pause_point(f"step:{call.step_id}:before_commit")
-                conn.commit()
-                pause_point(f"step:{call.step_id}:after_commit")
-                return _result(call, True, output, None, attempts, inline_limit)
-            except ToolError as exc:
-                conn.rollback()
-                error = exc.message
-                break
-            except ValidationError as exc:
-                # Arguments that passed verify but not after references were resolved.
-                conn.rollback()
-                error = f"invalid arguments after resolving references: {_first_error(exc)}"
-                break
-            except retryable as exc:
-                conn.rollback()
-                error = (
-                    f"timed out after {spec.timeout_s:g}s"
-                    if isinstance(exc, _Timeout)
-                    else f"database error: {exc}"
-                )
-            except BaseException:
-                _rollback_keeping_error(conn)
-                raise
-        time.sleep(backoff_s * 2 ** (attempts - 1))
+    try:
+        for attempt in retrying:
+            with attempt:
+                attempts = attempt.retry_state.attempt_number
+                outcome = _attempt(call, conn, lock, open_store, attempts, inline_limit)
+        error = outcome if isinstance(outcome, str) else None
+        if isinstance(outcome, StepResult):
+            return outcome
+    except _Transient as exc:
+        error = exc.message
     with lock:
         if not writes:
             ledger.start(call.decision_id, call.step_id, spec.name, call.args)
@@ -179,6 +134,78 @@ def run_step(
             call.decision_id, call.step_id, status="failed", attempts=attempts, error=error
         )
     return _result(call, False, None, error, attempts, inline_limit)
+
+
+def _attempt(
+    call: StepCall,
+    conn: Domain,
+    lock: threading.RLock,
+    open_store: StoreFactory,
+    attempts: int,
+    inline_limit: int,
+) -> StepResult | str:
+    """One attempt in one transaction: a result, a final error, or :class:`_Transient`."""
+    ledger = Ledger(conn)
+    spec = call.entry.spec
+    retryable: tuple[type[BaseException], ...] = (_Timeout, *conn.transient)
+    with lock:
+        store = open_store(conn)
+        try:
+            conn.begin(write=True)
+            row = ledger.get(call.decision_id, call.step_id)
+            if row is not None and row.status != "started":
+                # Another executor finished this step meanwhile: its outcome stands.
+                conn.rollback()
+                ok = row.status != "failed"
+                return _result(call, ok, row.output, row.error, row.attempts, inline_limit)
+            if spec.effect != "write":
+                # A read has nothing to reconcile: its row and outcome commit together.
+                ledger.start(call.decision_id, call.step_id, spec.name, call.args)
+            if call.approval is not None and not Approvals(conn).consume(
+                call.decision_id,
+                call.step_id,
+                call.approval.digest,
+                call.approval.reviewer,
+                call.approval.roles,
+            ):
+                conn.rollback()
+                return "its approval was already used; not run again"
+            output = _call_with_timeout(call, store, conn, spec.timeout_s)
+            changes = [c.to_json() for c in store.take_changes()]
+            ledger.finish(
+                call.decision_id,
+                call.step_id,
+                status="succeeded",
+                attempts=attempts,
+                output=output,
+                output_hash=content_hash(output, 64),
+                changes=changes,
+            )
+            pause_point(f"step:{call.step_id}:before_commit")
+            conn.commit()
+            pause_point(f"step:{call.step_id}:after_commit")
+            return _result(call, True, output, None, attempts, inline_limit)
+        except ToolError as exc:
+            conn.rollback()
+            return exc.message
+        except ValidationError as exc:
+            # Arguments that passed verify but not after references were resolved.
+            conn.rollback()
+            return f"invalid arguments after resolving references: {_first_error(exc)}"
+        except retryable as exc:
+            conn.rollback()
+            raise _Transient(
+                f"timed out after {spec.timeout_s:g}s"
+                if isinstance(exc, _Timeout)
+                else f"database error: {exc}"
+            ) from None
+        except BaseException:
+            _rollback_keeping_error(conn)
+            raise
+
+
+class _Timeout(Exception):
+    pass
 
 
 def _rollback_keeping_error(conn: Domain) -> None:
@@ -197,12 +224,13 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
-_TOOL_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="tool")
-"""Long-lived threads that run tool calls, so a call's timeout can be enforced."""
+_TOOL_THREADS = ContextThreadPoolExecutor(max_workers=16, thread_name_prefix="tool")
+"""Long-lived threads that run tool calls, so a call's timeout can be enforced; each call
+carries the run's context (its config and tracing parent) into the thread."""
 
 
-def _call_with_timeout(call: StepCall, db: RetailDB, conn: Domain, timeout_s: float) -> Any:
-    future = _TOOL_THREADS.submit(call.entry.tool.invoke, {**call.args, "db": db})
+def _call_with_timeout(call: StepCall, store: DomainStore, conn: Domain, timeout_s: float) -> Any:
+    future = _TOOL_THREADS.submit(call.entry.tool.invoke, {**call.args, "db": store})
     try:
         return future.result(timeout=timeout_s)
     except concurrent.futures.TimeoutError:
@@ -244,7 +272,12 @@ def _result(
 
 
 def compensate_step(
-    conn: Domain | sqlite3.Connection, lock: threading.RLock, decision_id: str, step_id: str
+    conn: Domain,
+    lock: threading.RLock,
+    decision_id: str,
+    step_id: str,
+    *,
+    open_store: StoreFactory = NoStore,
 ) -> tuple[bool, str]:
     """Undo a succeeded step by restoring its before-images, in one transaction.
 
@@ -252,7 +285,6 @@ def compensate_step(
     step already undone (a compensation resumed after a crash) counts as done, with the
     same note, and is not touched again.
     """
-    conn = as_domain(conn)
     ledger = Ledger(conn)
     with lock:
         row = ledger.get(decision_id, step_id)
@@ -263,7 +295,7 @@ def compensate_step(
                 False,
                 f"{step_id}: nothing to undo (ledger status {row.status if row else 'missing'})",
             )
-        db = RetailDB(conn)
+        db = open_store(conn)
         changes = [Change.from_json(c) for c in row.changes]
         conn.begin(write=True)
         try:
@@ -284,12 +316,10 @@ def compensate_step(
     return True, f"{step_id}: undid {row.tool} ({len(changes)} record(s) restored)"
 
 
-def ledger_output(
-    conn: Domain | sqlite3.Connection, lock: threading.RLock, decision_id: str, step_id: str
-) -> Any:
+def ledger_output(conn: Domain, lock: threading.RLock, decision_id: str, step_id: str) -> Any:
     """Return a step's full output from the ledger (for outputs kept by reference)."""
     with lock:
         row = Ledger(conn).get(decision_id, step_id)
     if row is None:
-        raise ToolFailed(step_id, "no ledger record of its output")
+        raise StepNotRun(step_id, "no ledger record of its output")
     return row.output

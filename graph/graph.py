@@ -11,17 +11,28 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from graph import nodes, routing
+from graph import routing
 from graph.context import Context
+from graph.nodes import Nodes
+from graph.services import Services
 from graph.state import InputState, OutputState, State
 
 GRAPH_NAME = "planbound"
 
+SERVICES = Services()
+"""The process's services for the served graph (built on first use, never at import)."""
+
 
 def build_graph(
+    services: Services | None = None,
     checkpointer: BaseCheckpointSaver[str] | None = None,
 ) -> CompiledStateGraph[State, Context, InputState, OutputState]:
-    """Wire and compile the graph; pass a checkpointer for durable runs."""
+    """Wire and compile the graph; pass a checkpointer for durable runs.
+
+    ``services`` defaults to the process's :data:`SERVICES`, built from the environment on
+    first use.
+    """
+    nodes = Nodes(services if services is not None else SERVICES)
     builder = StateGraph(
         State, context_schema=Context, input_schema=InputState, output_schema=OutputState
     )

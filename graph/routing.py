@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from graph.nodes import next_ready
+from graph.execution import next_ready
 from graph.state import State
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +25,19 @@ Status = Literal[
 ]
 """Where a run stands; from ``completed`` on, what a caller sees at the end or at a pause
 (``stopped``: a safe replay reached a write step that never ran)."""
+
+STATUSES: tuple[str, ...] = get_args(Status)
+"""Every status, in order."""
+
+FINAL: tuple[str, ...] = (
+    "completed",
+    "refused",
+    "rejected",
+    "failed",
+    "rolled_back",
+    "cannot_plan",
+)
+"""Statuses after which nothing more runs."""
 
 
 class StepResult(BaseModel):
@@ -126,3 +139,16 @@ class OutputState(TypedDict, total=False):
     """What compensation did."""
     error: str | None
     """Why the run stopped short, if it did."""
+
+
+STATE_TYPES: tuple[tuple[str, str], ...] = (
+    ("guards.plan", "Plan"),
+    ("guards.plan", "Step"),
+    ("guards.judgement", "Verdict"),
+    ("guards.judgement", "StepReview"),
+    ("guards.judgement", "Decision"),
+    ("guards.judgement", "Approval"),
+    ("graph.state", "StepResult"),
+    ("graph.state", "Pins"),
+)
+"""Types the checkpoint serializer may revive from msgpack (everything else is refused)."""

@@ -2,80 +2,71 @@
 
 The policy never trusts what a plan claims about the world. The verifier resolves, read-only,
 the records each step would touch: it runs the plan's lookup steps (the catalog's read
-tools) in a transaction it rolls back, follows ``$refs`` through their outputs, and
-collects the users, orders and items the arguments name. Steps whose arguments depend on a
-write step's output cannot be resolved before execution and are reported as unresolved.
+tools) in a transaction it rolls back, follows ``$refs`` through their outputs, and lets the
+domain's facts provider collect the records the arguments name. Steps whose arguments depend
+on a write step's output cannot be resolved before execution and are reported as unresolved.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Mapping
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
-from checkpoints.db import Domain, as_domain
 from guards.errors import ReferenceUnresolved
 from guards.plan import Plan, content_hash, dependency_order, resolve_refs
 from tools.catalog import Catalog, ToolError
-from tools.retail.db import RetailDB
+from tools.domain import DomainPlugin
 
 
-def _order_facts(order: Mapping[str, Any]) -> dict[str, Any]:
-    history = order.get("payment_history") or []
-    return {
-        "user_id": order["user_id"],
-        "status": order["status"],
-        "total": round(sum(float(i["price"]) for i in order["items"]), 2),
-        "payment_method_id": history[0]["payment_method_id"] if history else None,
-        "items": [{"item_id": i["item_id"], "product_id": i["product_id"]} for i in order["items"]],
-    }
+class Snapshots(Protocol):
+    """A connection that can run a block of reads in a transaction that is rolled back."""
+
+    errors: tuple[type[BaseException], ...]
+    """Every error its driver raises."""
+
+    def snapshot(self) -> AbstractContextManager[Any]:
+        """Open a read-only snapshot for the block."""
+        ...
 
 
-def _user_facts(user: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "payment_methods": {
-            pid: {"source": m["source"], "balance": m.get("balance")}
-            for pid, m in user["payment_methods"].items()
-        },
-        "orders": list(user["orders"]),
-    }
-
-
-IDENTITY_TOOLS = ("find_user_id_by_email", "find_user_id_by_name_zip")
-"""Lookups whose answer (a user id) establishes who the run serves."""
+class DomainChanged(RuntimeError):
+    """A read tool wrote to the domain while facts were read: a catalog bug, never data."""
 
 
 def resolve_facts(
     plan: Plan,
     catalog: Catalog,
-    conn: Domain | sqlite3.Connection,
+    domain: DomainPlugin,
+    conn: Snapshots,
     lock: threading.RLock,
     known_outputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Return the facts for ``plan``: per-step resolved arguments, users, orders and items.
+    """Return the facts for ``plan``: per-step resolved arguments, and the domain's sections.
 
     Args:
         plan: The plan to judge.
         catalog: The pinned catalog (read tools are run to follow references).
+        domain: The domain plug-in (its store and facts provider).
         conn: The domain database; only read, inside a transaction that is rolled back.
         lock: The lock that serialises use of ``conn``.
         known_outputs: Outputs of steps that already ran (at execution time); they are used
             instead of re-running those steps.
+
+    Raises:
+        DomainChanged: a read tool wrote to the domain.
     """
     known = dict(known_outputs or {})
+    provider = domain.facts
     step_facts: dict[str, dict[str, Any]] = {}
     outputs: dict[str, Any] = {}
-    users: dict[str, Any] = {}
-    orders: dict[str, Any] = {}
-    items: dict[str, Any] = {}
-    domain = as_domain(conn)
-    with lock, domain.snapshot():
-        db = RetailDB(domain)
+    sections: dict[str, dict[str, Any]] = {name: {} for name in provider.sections()}
+    with lock, conn.snapshot():
+        store = domain.open_store(conn)
         for step in dependency_order(plan):
             entry = catalog.get(step.tool)
-            record: dict[str, Any] = {"args": None, "unresolved": [], "output": None}
-            record["error"] = None
+            record: dict[str, Any] = {"args": None, "unresolved": [], "output": None, "error": None}
             step_facts[step.id] = record
             try:
                 args = resolve_refs(step.args, outputs, step.id)
@@ -87,55 +78,18 @@ def resolve_facts(
                 outputs[step.id] = known[step.id]
             elif entry is not None and entry.spec.effect == "read":
                 try:
-                    outputs[step.id] = entry.tool.invoke({**args, "db": db})
+                    outputs[step.id] = entry.tool.invoke({**args, "db": store})
                 except ToolError as exc:
                     record["error"] = exc.message
                 except ValueError as exc:  # arguments the contracts already refused
                     record["error"] = str(exc).splitlines()[0]
             identity = None
-            if step.tool in IDENTITY_TOOLS and isinstance(outputs.get(step.id), str):
+            if step.tool in provider.identity_tools and isinstance(outputs.get(step.id), str):
                 identity = record["output"] = outputs[step.id]
-            _collect(db, args, identity, users, orders, items)
-        if db.take_changes():
-            raise RuntimeError("a read tool changed the domain while facts were resolved")
-    return {"steps": step_facts, "users": users, "orders": orders, "items": items}
-
-
-def _collect(
-    db: RetailDB,
-    args: Mapping[str, Any],
-    identity: str | None,
-    users: dict[str, Any],
-    orders: dict[str, Any],
-    items: dict[str, Any],
-) -> None:
-    user_ids: list[str] = []
-    if isinstance(args.get("user_id"), str):
-        user_ids.append(args["user_id"])
-    if identity is not None:
-        user_ids.append(identity)
-    order_id = args.get("order_id")
-    if isinstance(order_id, str) and order_id not in orders:
-        order = db.get_order(order_id)
-        if order is not None:
-            orders[order_id] = _order_facts(order)
-            user_ids.append(order["user_id"])
-    for uid in user_ids:
-        if uid not in users:
-            user = db.get_user(uid)
-            if user is not None:
-                users[uid] = _user_facts(user)
-    for key in ("item_ids", "new_item_ids"):
-        for item_id in args.get(key) or []:
-            if isinstance(item_id, str) and item_id not in items:
-                variant = db.find_item(item_id)
-                product_id = db.product_of(item_id)
-                if variant is not None and product_id is not None:
-                    items[item_id] = {
-                        "product_id": product_id,
-                        "available": variant["available"],
-                        "price": variant["price"],
-                    }
+            provider.collect(store, args, identity, sections)
+        if store.take_changes():
+            raise DomainChanged("a read tool changed the domain while facts were resolved")
+    return {"steps": step_facts, **sections}
 
 
 def facts_hash(facts: Mapping[str, Any]) -> str:

@@ -13,7 +13,8 @@ import pytest
 from langchain_core.tools import InjectedToolArg, tool
 from pydantic import BaseModel
 
-from checkpoints.factory import Stores, open_stores
+from checkpoints.factory import Stores
+from graph.services import open_stores
 from tools.catalog import Catalog, CatalogEntry, ToolSpec
 
 

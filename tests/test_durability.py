@@ -29,7 +29,8 @@ import psycopg
 import pytest
 from conftest import PG_ADMIN
 
-from checkpoints.factory import Stores, open_stores
+from checkpoints.factory import Stores
+from graph.services import open_stores
 from checkpoints.ledger import Approvals, Ledger
 from graph.runner import RunError, Runner
 from graph.services import catalog, policy

@@ -31,7 +31,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from starlette.testclient import TestClient
 
-from checkpoints.factory import open_stores
+from graph.services import open_stores
 from checkpoints.ledger import Approvals, Ledger
 from graph.server.review import stamp_reviewer
 from graph.server.tokens import AuthConfigError, TokenTable, parse_table

@@ -36,19 +36,10 @@ class Connection(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Migration:
-    """One versioned schema change of a domain (or of planbound's own tables).
-
-    Attributes:
-        version: Applied once per database, in increasing order within its component.
-        name: What it does.
-        ddl: Statements separated by ``;``; ``{float}`` stands for the dialect's float type.
-    """
-
-    version: int
-    name: str
-    ddl: str
+Migration = tuple[int, str, str]
+"""One versioned schema change: ``(version, name, ddl)``. Versions count up within a
+component (a domain's name); ``ddl`` holds statements separated by ``;``, with ``{float}``
+standing for the dialect's float type."""
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from graph.errors import PlannerError
 from guards.plan import CannotPlan, Plan, PlanRequest
 
-
-class PlannerError(Exception):
-    """A planner could not be built or loaded (bad template file, bad configuration)."""
+__all__ = ["Planner", "PlannerError"]
 
 
 class Planner(Protocol):

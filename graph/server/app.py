@@ -26,10 +26,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from checkpoints.factory import StorageError, shared_stores
+from checkpoints.factory import StorageError
 from checkpoints.server import CONNECT_TIMEOUT, ping_checkpoints
+from graph.graph import SERVICES
 from graph.server.metrics import PlanboundMetrics, RefreshOnScrape
-from tools.retail import RetailDB
 
 METRICS = PlanboundMetrics()
 """The process's planbound collector (registered by the app's lifespan)."""
@@ -42,12 +42,9 @@ def ping_domain() -> None:
         StorageError: the database cannot be opened, or it is not seeded.
         Exception: whatever the driver raised on the query.
     """
-    stores = shared_stores()
-    with stores.lock:
-        seeded = RetailDB(stores.domain).is_seeded()
-    if not seeded:
+    if not SERVICES.is_seeded():
         raise StorageError(
-            f"the {stores.backend} domain database is not seeded; run `planbound seed`"
+            f"the {SERVICES.stores.backend} domain database is not seeded; run `planbound seed`"
         )
 
 
@@ -61,7 +58,9 @@ async def readyz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {}
     ok = True
     try:
-        kind = await asyncio.wait_for(ping_checkpoints(), timeout=CONNECT_TIMEOUT * 2)
+        settings = SERVICES.settings
+        ping = ping_checkpoints(settings.home, settings.postgres_uri)
+        kind = await asyncio.wait_for(ping, timeout=CONNECT_TIMEOUT * 2)
         checks["checkpoints"] = f"ok ({kind})"
     except Exception as exc:  # any failure means not ready; the reason is reported
         ok = False

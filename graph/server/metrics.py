@@ -20,29 +20,15 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from checkpoints.factory import shared_stores
 from checkpoints.server import latest, reader, thread_ids
-from graph.runner import pending_request
+from graph.graph import SERVICES
+from graph.review import pending_request
+from graph.state import STATE_TYPES, STATUSES
 
 log = logging.getLogger(__name__)
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 """Upper bounds, in seconds, of the step latency histogram."""
-
-STATUSES = (
-    "awaiting_approval",
-    "planning",
-    "verified",
-    "approved",
-    "executing",
-    "completed",
-    "refused",
-    "rejected",
-    "failed",
-    "rolled_back",
-    "cannot_plan",
-)
-"""Statuses always exported (as 0 when no thread has them)."""
 
 
 @dataclass
@@ -69,9 +55,10 @@ class Snapshot:
 
 async def read_checkpoints(snapshot: Snapshot) -> None:
     """Fill the run and approval numbers from each thread's latest checkpoint."""
-    runs = dict.fromkeys(STATUSES, 0)
+    runs = dict.fromkeys(("awaiting_approval", *STATUSES), 0)
     threads = steps = 0
-    async with reader() as saver:
+    settings = SERVICES.settings
+    async with reader(settings.home, settings.postgres_uri, STATE_TYPES) as saver:
         for thread_id in await thread_ids(saver):
             tup = await latest(saver, thread_id)
             if tup is None:
@@ -107,7 +94,7 @@ def _step_query() -> str:
 
 def read_ledger(snapshot: Snapshot) -> None:
     """Fill the step numbers from the ledger of the domain database runs use (blocking)."""
-    stores = shared_stores()
+    stores = SERVICES.stores
     with stores.lock:
         step_rows = list(stores.domain.execute(_step_query()))
         status_rows = list(

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from checkpoints.server import latest, reader
-from graph.context import Context
-from graph.runner import check_answer, pending_request
+from graph.graph import SERVICES
+from graph.review import check_answer, pending_request
+from graph.state import STATE_TYPES
 from guards.compat import from_agent_inbox
 from guards.errors import DecisionInvalid
 from guards.judgement import Verdict
@@ -68,7 +69,8 @@ async def check_resume(thread_id: str | None, resume: Any, identity: Identity) -
     """
     if thread_id is None:
         raise ResumeRefused(422, ["a resume needs a thread"])
-    async with reader() as saver:
+    settings = SERVICES.settings
+    async with reader(settings.home, settings.postgres_uri, STATE_TYPES) as saver:
         tup = await latest(saver, str(thread_id))
     if tup is None:
         raise ResumeRefused(404, [f"thread {thread_id} has no checkpoints"])
@@ -99,7 +101,9 @@ async def check_resume(thread_id: str | None, resume: Any, identity: Identity) -
             answer,
             request,
             plan,
-            max_steps=Context().max_steps,
+            catalog=SERVICES.catalog,
+            policy=SERVICES.policy,
+            budget=SERVICES.budget,
             reviews=verdict.reviews if isinstance(verdict, Verdict) else (),
             actor=values.get("actor"),
             identity=identity,

@@ -1,8 +1,15 @@
-"""The retail demo domain, compatible with τ²-bench retail (sierra-research/tau2-bench, MIT)."""
+"""The retail demo domain, compatible with τ²-bench retail (sierra-research/tau2-bench, MIT).
 
+:data:`DOMAIN` is the plug-in planbound loads: tools and catalog, tables, facts provider,
+Rego package (``policies/``) and plan templates (``templates.yaml``).
+"""
+
+from importlib import resources
+
+from tools.domain import DomainPlugin
 from tools.retail.catalog import build_catalog
 from tools.retail.db import (
-    Change,
+    MIGRATIONS,
     DomainNotSeeded,
     RetailDB,
     export,
@@ -10,9 +17,26 @@ from tools.retail.db import (
     seed,
     tau2_hash,
 )
+from tools.retail.facts import RetailFacts
+
+DOMAIN = DomainPlugin(
+    name="retail",
+    build_catalog=build_catalog,
+    open_store=RetailDB,
+    migrations=MIGRATIONS,
+    facts=RetailFacts(),
+    policy_package="planbound.retail",
+    policy_dir=resources.files(__name__).joinpath("policies"),
+    templates=resources.files(__name__).joinpath("templates.yaml"),
+    seed=seed,
+    export=export,
+    shipped_data=load_shipped,
+    data_hash=tau2_hash,
+)
+"""The retail domain plug-in."""
 
 __all__ = [
-    "Change",
+    "DOMAIN",
     "DomainNotSeeded",
     "RetailDB",
     "build_catalog",

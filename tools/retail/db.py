@@ -1,4 +1,4 @@
-"""The retail domain database: τ²-bench retail records in SQLite, with before-images.
+"""The retail domain database: τ²-bench retail records, one JSON document per row.
 
 Each record (user, order, product) is stored as its τ² JSON document in one row, so what
 goes in with ``seed`` comes back byte for byte from ``export``. Every write through
@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterator
-from dataclasses import InitVar, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
 
-from checkpoints.db import Domain, as_domain, migrate
+from tools.domain import Change, Connection, Migration
 
 Table = Literal["users", "orders", "products"]
 TABLES: tuple[Table, ...] = ("products", "users", "orders")
@@ -46,38 +45,28 @@ class DomainNotSeeded(RuntimeError):
         super().__init__("the retail domain is not seeded; run `planbound seed` first")
 
 
-@dataclass(frozen=True)
-class Change:
-    """One record's before- and after-image, as canonical JSON text.
-
-    Attributes:
-        table: ``users``, ``orders`` or ``products``.
-        key: The record's id.
-        before: The record before the write.
-        after: The record after the write.
-    """
-
-    table: Table
-    key: str
-    before: str
-    after: str
-
-    def to_json(self) -> dict[str, str]:
-        """Return the change as a JSON-able mapping."""
-        return {"table": self.table, "key": self.key, "before": self.before, "after": self.after}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Change:
-        """Rebuild a change from :meth:`to_json` output."""
-        table = data["table"]
-        if table not in _KEYS:
-            raise ValueError(f"unknown table {table!r} in a recorded change")
-        return cls(table=table, key=data["key"], before=data["before"], after=data["after"])
-
-
 def _dump(doc: dict[str, Any]) -> str:
     # Key order is kept as given: τ² documents are exported in their original order.
     return json.dumps(doc, ensure_ascii=False)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (
+        1,
+        "retail tables",
+        """
+        CREATE TABLE IF NOT EXISTS retail_users (
+            seq INTEGER NOT NULL UNIQUE, key TEXT PRIMARY KEY, doc TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS retail_orders (
+            seq INTEGER NOT NULL UNIQUE, key TEXT PRIMARY KEY, doc TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS retail_products (
+            seq INTEGER NOT NULL UNIQUE, key TEXT PRIMARY KEY, doc TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS retail_items (
+            item_id TEXT PRIMARY KEY, product_id TEXT NOT NULL)
+        """,
+    ),
+)
+"""The retail domain's tables (component ``retail``)."""
 
 
 @dataclass
@@ -85,15 +74,12 @@ class RetailDB:
     """Typed access to the retail records on a connection whose transactions the caller owns.
 
     Reads return fresh ``dict`` copies; a tool mutates its copy and writes it back with
-    :meth:`put`, which records a :class:`Change`. ``connection`` is a
-    :class:`~checkpoints.db.Domain` (SQLite or PostgreSQL) or a raw SQLite connection.
+    :meth:`put`, which records a :class:`~tools.domain.Change`. ``conn`` is any
+    :class:`~tools.domain.Connection` (planbound's SQLite or PostgreSQL domain database).
     """
 
-    connection: InitVar[Domain | sqlite3.Connection]
+    conn: Connection
     changes: list[Change] = field(default_factory=list)
-
-    def __post_init__(self, connection: Domain | sqlite3.Connection) -> None:
-        self.conn: Domain = as_domain(connection)
 
     # Reads -------------------------------------------------------------------------------
 
@@ -185,7 +171,7 @@ class RetailDB:
         taken, self.changes = self.changes, []
         return taken
 
-    def current(self, table: Table, key: str) -> str | None:
+    def current(self, table: str, key: str) -> str | None:
         """Return a record's stored JSON text, or ``None`` if it does not exist."""
         row = self.conn.execute(f"SELECT doc FROM retail_{table} WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
@@ -196,6 +182,8 @@ class RetailDB:
         Returns ``False`` (and writes nothing) when the record changed since: a conflict is
         reported, never overwritten.
         """
+        if change.table not in _KEYS:
+            raise ValueError(f"unknown table {change.table!r} in a recorded change")
         if self.current(change.table, change.key) != change.after:
             return False
         self.conn.execute(
@@ -207,11 +195,11 @@ class RetailDB:
         return True
 
 
-def seed(conn: Domain | sqlite3.Connection, data: dict[str, Any]) -> dict[str, int]:
+def seed(conn: Connection, data: dict[str, Any]) -> dict[str, int]:
     """Replace the domain's records with ``data`` (a τ²-format ``db.json`` document).
 
-    Runs in one transaction: either all records are replaced or none. Returns the number of
-    records per table.
+    Run it inside one write transaction (the caller's), so that either all records are
+    replaced or none. Returns the number of records per table.
 
     Raises:
         ValueError: when ``data`` is not τ²-shaped (the message names what is wrong).
@@ -219,31 +207,28 @@ def seed(conn: Domain | sqlite3.Connection, data: dict[str, Any]) -> dict[str, i
     from tools.retail.models import validate_db
 
     validate_db(data)
-    domain = as_domain(conn)
-    migrate(domain)
     counts: dict[str, int] = {}
-    with domain.transaction(write=True):
-        for table in ("retail_users", "retail_orders", "retail_products", "retail_items"):
-            domain.execute(f"DELETE FROM {table}")
-        for name in TABLES:
-            records: dict[str, Any] = data[name]
-            domain.executemany(
-                f"INSERT INTO retail_{name} (seq, key, doc) VALUES (?, ?, ?)",
-                [(i, key, _dump(doc)) for i, (key, doc) in enumerate(records.items())],
-            )
-            counts[name] = len(records)
-        domain.executemany(
-            "INSERT INTO retail_items (item_id, product_id) VALUES (?, ?)",
-            [
-                (item_id, product_id)
-                for product_id, product in data["products"].items()
-                for item_id in product["variants"]
-            ],
+    for table in ("retail_users", "retail_orders", "retail_products", "retail_items"):
+        conn.execute(f"DELETE FROM {table}")
+    for name in TABLES:
+        records: dict[str, Any] = data[name]
+        conn.executemany(
+            f"INSERT INTO retail_{name} (seq, key, doc) VALUES (?, ?, ?)",
+            [(i, key, _dump(doc)) for i, (key, doc) in enumerate(records.items())],
         )
+        counts[name] = len(records)
+    conn.executemany(
+        "INSERT INTO retail_items (item_id, product_id) VALUES (?, ?)",
+        [
+            (item_id, product_id)
+            for product_id, product in data["products"].items()
+            for item_id in product["variants"]
+        ],
+    )
     return counts
 
 
-def export(conn: Domain | sqlite3.Connection) -> dict[str, Any]:
+def export(conn: Connection) -> dict[str, Any]:
     """Return the domain state as a τ²-format ``db.json`` document.
 
     Optional order keys that are ``null`` are left out, as in τ²'s own ``db.json``.

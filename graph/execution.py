@@ -1,0 +1,118 @@
+"""Running the plan: which step is next, and everything that happens around one tool call.
+
+Before a write runs: its approval must match the exact call, and its rules are judged again on
+fresh facts (the world may have changed while the run waited). Then the engine runs it exactly
+once. Steps already in the ledger (a resumed or replayed run) serve their recorded outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from checkpoints.factory import Stores
+from checkpoints.ledger import Ledger
+from graph.context import ReplayMode
+from graph.engine import StepCall, ledger_output, run_step
+from graph.errors import StepNotRun
+from graph.review import digest
+from graph.services import Services
+from graph.state import State, StepResult
+from guards.errors import ReferenceUnresolved
+from guards.plan import Plan, Step, dependencies, resolve_refs
+
+
+def next_ready(plan: Plan, results: dict[str, StepResult]) -> Step | None:
+    """Return the first step, in plan order, not yet run whose dependencies all succeeded."""
+    for step in plan.steps:
+        if step.id in results:
+            continue
+        if all(d in results and results[d].ok for d in dependencies(step)):
+            return step
+    return None
+
+
+def ledgered_steps(stores: Stores, decision_id: str) -> set[str]:
+    """Return the ids of a decision's steps that have an outcome in the ledger."""
+    with stores.lock:
+        rows = Ledger(stores.domain).rows(decision_id)
+    return {r.step_id for r in rows if r.status != "started"}
+
+
+def in_ledger(stores: Stores, decision_id: str, step_id: str) -> bool:
+    """Whether the ledger already holds this step's outcome (a resumed run)."""
+    with stores.lock:
+        row = Ledger(stores.domain).get(decision_id, step_id)
+    return row is not None and row.status != "started"
+
+
+def output_of(result: StepResult, decision_id: str, stores: Stores) -> Any:
+    """A step's output: inline in state, or from the ledger when it was too large."""
+    if result.output_ref is not None:
+        return ledger_output(stores.domain, stores.lock, decision_id, result.step_id)
+    return result.output
+
+
+def execute_step(
+    state: State, step: Step, services: Services, replay: ReplayMode
+) -> dict[str, Any]:
+    """Run ``step`` and return the state update (its result, or why the run stops)."""
+    plan = state["plan"]
+    if plan is None:
+        raise RuntimeError("execute ran without a plan")
+    pins = state["pins"]
+    decision_id = state["decision_id"]
+    results = state.get("results") or {}
+    stores = services.stores
+    entry = services.catalog.get(step.tool)
+    update: dict[str, Any] = {"status": "executing"}
+    try:
+        if entry is None:
+            raise StepNotRun(step.id, f"unknown tool {step.tool!r}")
+        approval = None
+        writes = entry.spec.effect == "write"
+        done = writes and in_ledger(stores, decision_id, step.id)
+        if writes:
+            wanted = digest(step, plan, pins)
+            approvals = state.get("approvals") or []
+            approval = next(
+                (a for a in approvals if a.step_id == step.id and a.digest == wanted), None
+            )
+            if replay == "safe" and not done:
+                reason = (
+                    f"safe replay: {step.id} ({step.tool}) never ran; replay with --live to "
+                    "apply it after a new approval"
+                )
+                return {"status": "stopped", "error": reason}
+            if approval is None and not (replay == "safe" and done):
+                raise StepNotRun(step.id, "no approval matches this exact call; not run")
+        if writes and not done:
+            known = {sid: output_of(r, decision_id, stores) for sid, r in results.items() if r.ok}
+            decision, _ = services.verifier.decide(
+                plan, stores.domain, stores.lock, state.get("actor"), known
+            )
+            denials = decision.denials_for(step.id)
+            if denials:
+                reason = "refused at execution: " + "; ".join(str(v) for v in denials)
+                refusal = StepResult(
+                    step_id=step.id, tool=step.tool, ok=False, error=reason, attempts=0
+                )
+                return {"results": {step.id: refusal}, "status": "refused", "error": reason}
+        outputs = {
+            sid: output_of(r, decision_id, stores)
+            for sid, r in results.items()
+            if r.ok and sid in dependencies(step)
+        }
+        args = resolve_refs(step.args, outputs, step.id)
+        result = run_step(
+            StepCall(
+                decision_id=decision_id, step_id=step.id, entry=entry, args=args, approval=approval
+            ),
+            stores.domain,
+            stores.lock,
+            open_store=services.domain.open_store,
+            inline_limit=services.settings.inline_limit,
+        )
+    except (StepNotRun, ReferenceUnresolved) as exc:
+        result = StepResult(step_id=step.id, tool=step.tool, ok=False, error=exc.reason, attempts=0)
+    update["results"] = {step.id: result}
+    return update

@@ -1,0 +1,157 @@
+"""Human review of a plan: the interrupt's content, finding it again, checking an answer.
+
+The approve node formats a review request in LangChain's human-in-the-loop schema; the CLI
+and the server check an answer against the pending request with :func:`check_answer` before
+the thread is touched, and the node applies it with the same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from graph.state import Pins
+from guards.contracts import Budget, check_plan
+from guards.errors import DecisionInvalid
+from guards.judgement import Approval, Decision, StepReview, approval_digest
+from guards.plan import Plan, Step
+from guards.policy import Policy
+from guards.review import Identity, apply_edits, authorize, parse_answer
+from tools.catalog import Catalog
+
+DECISIONS_ALLOWED = ["approve", "edit", "reject"]
+
+
+def digest(step: Step, plan: Plan, pins: Pins) -> str:
+    """The digest an approval of ``step`` in ``plan`` must carry under the run's pins."""
+    return approval_digest(step, plan.id, pins.catalog_version, pins.policy_version)
+
+
+def granted_steps(approvals: Iterable[Approval], plan: Plan, pins: Pins) -> set[str]:
+    """Ids of the steps whose approval still matches the exact call in ``plan``."""
+    return {a.step_id for a in approvals if a.digest == digest(plan.step(a.step_id), plan, pins)}
+
+
+def grant(decisions: Sequence[Decision | Approval], plan: Plan, pins: Pins) -> list[Approval]:
+    """Approvals for the given decisions (or earlier grants), bound to ``plan``'s calls."""
+    return [
+        Approval(
+            step_id=d.step_id,
+            digest=digest(plan.step(d.step_id), plan, pins),
+            reviewer=d.reviewer,
+            roles=d.roles,
+        )
+        for d in decisions
+    ]
+
+
+def review_request(
+    plan: Plan,
+    pending: Sequence[StepReview],
+    decision_id: str,
+    pins: Pins,
+    catalog: Catalog,
+    problem: str | None,
+) -> dict[str, Any]:
+    """Format the interrupt value in LangChain's human-in-the-loop schema."""
+    requests, configs = [], []
+    for review in pending:
+        step = plan.step(review.step_id)
+        requests.append(
+            {
+                "name": step.tool,
+                "arguments": step.args,
+                "description": f"Step {step.id}: {review.reason}."
+                + (f" {step.description}" if step.description else ""),
+                "step_id": step.id,
+            }
+        )
+        config: dict[str, Any] = {
+            "action_name": step.tool,
+            "allowed_decisions": list(DECISIONS_ALLOWED),
+        }
+        if catalog.get(step.tool) is not None:
+            config["arguments_schema"] = catalog.args_schema(step.tool).model_json_schema()
+        configs.append(config)
+    value: dict[str, Any] = {
+        "action_requests": requests,
+        "review_configs": configs,
+        "decision_id": decision_id,
+        "plan_id": plan.id,
+        "catalog_version": pins.catalog_version,
+        "policy_version": pins.policy_version,
+    }
+    if problem:
+        value["error"] = problem
+    return value
+
+
+def pending_request(interrupts: Iterable[Any]) -> dict[str, Any] | None:
+    """Return the review request among a thread's pending interrupts, if any."""
+    for intr in interrupts:
+        value = getattr(intr, "value", None)
+        if isinstance(value, dict) and "action_requests" in value:
+            return value
+    return None
+
+
+def judge_answer(
+    answer: Any,
+    pending: Sequence[StepReview],
+    plan: Plan,
+    catalog: Catalog,
+    policy: Policy,
+    actor: str | None,
+    identity: Identity | None,
+) -> list[Decision]:
+    """Parse an answer and check each approving reviewer's authority (the node and pre-check).
+
+    Raises:
+        DecisionInvalid: the answer is malformed or a reviewer may not approve a step.
+    """
+    decisions = parse_answer(answer, pending, plan, identity)
+    authorize(decisions, pending, plan, catalog, policy, actor)
+    return decisions
+
+
+def check_answer(
+    answer: Any,
+    request: Mapping[str, Any],
+    plan: Plan,
+    *,
+    catalog: Catalog,
+    policy: Policy,
+    budget: Budget,
+    reviews: Iterable[StepReview] = (),
+    actor: str | None = None,
+    identity: Identity | None = None,
+) -> list[Decision]:
+    """Validate an answer to a pending review request before the thread is touched.
+
+    Args:
+        answer: The resume payload, as a reviewer sent it.
+        request: The pending interrupt value (``action_requests`` ...).
+        plan: The plan under review.
+        catalog: The pinned catalog.
+        policy: The pinned policy (who may approve what).
+        budget: The run's budget, for re-checking edited plans.
+        reviews: The verdict's reviews (who may approve what).
+        actor: Who asked for the run (a requester may not approve their own high-risk step).
+        identity: The authenticated reviewer, when the answer comes through the server.
+
+    Raises:
+        DecisionInvalid: the answer is malformed, the reviewer may not approve a step, or an
+            edit breaks the plan's contracts.
+    """
+    known = {r.step_id: r for r in reviews}
+    pending = [
+        known.get(a["step_id"]) or StepReview(step_id=a["step_id"], reason=a.get("description", ""))
+        for a in request["action_requests"]
+    ]
+    decisions = judge_answer(answer, pending, plan, catalog, policy, actor, identity)
+    edited = apply_edits(plan, decisions)
+    if edited is not plan:
+        findings = check_plan(edited, catalog, budget)
+        if findings:
+            raise DecisionInvalid([f"the edited plan breaks its contract: {f}" for f in findings])
+    return decisions

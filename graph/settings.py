@@ -1,0 +1,132 @@
+"""Operator settings: read once from the environment into one typed, validated object.
+
+Every variable is documented in ``.env.example``. A bad value (a non-number, a NaN, a
+negative budget, a URI that is not PostgreSQL) is refused at start-up with an error naming
+the variable; nothing falls back silently.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from graph.errors import ConfigError
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+class Settings(BaseSettings):
+    """planbound's operator settings (environment only)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    home: Path = Field(
+        default=Path(".planbound"),
+        validation_alias="PLANBOUND_HOME",
+        description="Data directory: SQLite domain database, ledger and checkpoints.",
+    )
+    database_uri: str | None = Field(
+        default=None,
+        validation_alias="PLANBOUND_DATABASE_URI",
+        description="PostgreSQL for checkpoints, domain, ledger and approvals.",
+    )
+    server_database_uri: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URI",
+        description="The LangGraph server's database; used when it is a PostgreSQL URI.",
+    )
+    domain: str = Field(
+        default="tools.retail",
+        validation_alias="PLANBOUND_DOMAIN",
+        description="Import path of the domain plug-in (a module with a ``DOMAIN``).",
+    )
+    templates: Path | None = Field(
+        default=None,
+        validation_alias="PLANBOUND_TEMPLATES",
+        description="Plan-template YAML file (default: the domain's own).",
+    )
+    policy_dir: Path | None = Field(
+        default=None,
+        validation_alias="PLANBOUND_POLICY_DIR",
+        description="Directory of .rego files (default: the domain's own).",
+    )
+    opa_url: str | None = Field(
+        default=None, validation_alias="OPA_URL", description="Evaluate the policy on OPA."
+    )
+    max_steps: int = Field(default=12, ge=1, validation_alias="PLANBOUND_MAX_STEPS")
+    max_replans: int = Field(default=2, ge=0, validation_alias="PLANBOUND_MAX_REPLANS")
+    inline_limit: int = Field(default=4096, ge=0, validation_alias="PLANBOUND_INLINE_LIMIT")
+    approval_threshold: float = Field(
+        default=1000.0, ge=0, validation_alias="PLANBOUND_APPROVAL_THRESHOLD"
+    )
+    max_write_steps: int = Field(default=3, ge=1, validation_alias="PLANBOUND_MAX_WRITE_STEPS")
+    pg_pool_max: int = Field(default=10, ge=1, validation_alias="PLANBOUND_PG_POOL_MAX")
+
+    @field_validator("database_uri", "opa_url", "templates", "policy_dir", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_uri")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(POSTGRES_SCHEMES):
+            raise ValueError("must be a postgresql:// URI")
+        return value
+
+    @field_validator("approval_threshold")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+    @field_validator("opa_url")
+    @classmethod
+    def _http_only(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @property
+    def postgres_uri(self) -> str | None:
+        """The PostgreSQL URI to use, or ``None`` for the SQLite files under ``home``.
+
+        ``PLANBOUND_DATABASE_URI`` wins; else ``DATABASE_URI`` when it is a PostgreSQL URI
+        (``langgraph dev`` sets it to a marker of its own, which is not).
+        """
+        if self.database_uri is not None:
+            return self.database_uri
+        server = self.server_database_uri
+        return server if server and server.startswith(POSTGRES_SCHEMES) else None
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Read the environment (``overrides`` win, by field name).
+
+        Raises:
+            ConfigError: naming each variable that is malformed.
+        """
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                field = str(err["loc"][0]) if err["loc"] else "settings"
+                name = _variable(field)
+                problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+            raise ConfigError("bad setting: " + "; ".join(problems)) from None
+
+
+def _variable(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field

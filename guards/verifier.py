@@ -1,0 +1,96 @@
+"""The one verifier: contracts, then facts read from the domain, then the policy.
+
+The verify node, ``planbound policy explain``, the execution-time re-check of a write step
+and the verify benchmark all call this module, so a plan is judged the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from guards.contracts import Budget, Finding, check_plan
+from guards.facts import Snapshots, facts_hash, resolve_facts
+from guards.judgement import Verdict
+from guards.plan import Plan, ancestors
+from guards.policy import Policy, PolicyDecision, Violation, to_verdict
+from tools.catalog import Catalog
+from tools.domain import DomainPlugin
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What verifying one plan found.
+
+    Attributes:
+        verdict: The verdict recorded in state.
+        findings: Contract violations (a deny before the policy was asked).
+        decision: The policy's decision (empty when the contracts failed).
+        facts: The facts the policy decided on (``None`` when it was not asked).
+    """
+
+    verdict: Verdict
+    findings: list[Finding] = field(default_factory=list)
+    decision: PolicyDecision = field(default_factory=PolicyDecision)
+    facts: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """Judges plans against one pinned catalog and policy, on one domain."""
+
+    catalog: Catalog
+    policy: Policy
+    domain: DomainPlugin
+    budget: Budget
+
+    def contracts(self, plan: Plan) -> list[Finding]:
+        """Return the plan's contract violations (catalog, arguments, references, budgets)."""
+        return check_plan(plan, self.catalog, self.budget)
+
+    def facts(
+        self,
+        plan: Plan,
+        conn: Snapshots,
+        lock: threading.RLock,
+        known_outputs: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Read the facts the plan's steps reference (read-only, one snapshot)."""
+        return resolve_facts(plan, self.catalog, self.domain, conn, lock, known_outputs)
+
+    def decide(
+        self,
+        plan: Plan,
+        conn: Snapshots,
+        lock: threading.RLock,
+        actor: str | None,
+        known_outputs: Mapping[str, Any] | None = None,
+    ) -> tuple[PolicyDecision, dict[str, Any] | None]:
+        """Read the facts and ask the policy; a failed read is a deny (fail closed)."""
+        try:
+            facts = self.facts(plan, conn, lock, known_outputs)
+        except conn.errors as exc:
+            failure = Violation("plan", "facts.readable", f"the facts could not be read: {exc}")
+            return PolicyDecision(deny=(failure,)), None
+        document = self.policy.input_for(plan, self.catalog, facts, ancestors(plan), actor)
+        return self.policy.decide(document), facts
+
+    def verify(
+        self, plan: Plan, conn: Snapshots, lock: threading.RLock, actor: str | None
+    ) -> Judgement:
+        """Judge ``plan``: contracts first, then the policy on facts read from the domain."""
+        base = {
+            "plan_id": plan.id,
+            "catalog_version": self.catalog.version,
+            "policy_version": self.policy.version,
+        }
+        findings = self.contracts(plan)
+        if findings:
+            verdict = Verdict(outcome="deny", reasons=[str(f) for f in findings], **base)
+            return Judgement(verdict=verdict, findings=findings)
+        decision, facts = self.decide(plan, conn, lock, actor)
+        digest = facts_hash(facts) if facts is not None else ""
+        verdict = to_verdict(decision, plan, self.catalog.version, self.policy.version, digest)
+        return Judgement(verdict=verdict, decision=decision, facts=facts)
