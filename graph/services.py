@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from graph.planners.explicit import ExplicitPlanner
 from graph.planners.templates import TemplatePlanner
 from guards.policy import Policy, load_policy
 from tools.catalog import Catalog
-from tools.retail import build_catalog
+from tools.retail import build_catalog, extractors
 
 
 @functools.cache
@@ -30,7 +31,8 @@ def policy() -> Policy:
 
 @functools.cache
 def _templates(path: str | None) -> TemplatePlanner:
-    return TemplatePlanner.load(Path(path) if path else None)
+    source = Path(path) if path else resources.files("tools.retail").joinpath("templates.yaml")
+    return TemplatePlanner.load(source, extractors=extractors.EXTRACTORS, mask=extractors.mask)
 
 
 def planner_for(ctx: Context, explicit_plan: Any = None) -> Planner:
