@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from importlib import resources
+from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -8,6 +10,9 @@ import pytest
 from graph.planners.base import PlannerError
 from graph.planners.templates import TemplatePlanner
 from guards.plan import CannotPlan, Plan, PlanRequest
+from tools.retail.extractors import EXTRACTORS, mask
+
+SHIPPED = resources.files("tools.retail").joinpath("templates.yaml")
 
 # Real data from the shipped τ² db (hard-coded: tests never read ../shared).
 FATIMA_EMAIL = "fatima.anderson1447@example.com"  # fatima_anderson_2157, zip 32100
@@ -326,9 +331,13 @@ CANNOT: list[tuple[str, list[str], list[str]]] = [
 ]
 
 
+def load(source: Path | Traversable = SHIPPED) -> TemplatePlanner:
+    return TemplatePlanner.load(source, extractors=EXTRACTORS, mask=mask)
+
+
 @pytest.fixture(scope="module")
 def planner() -> TemplatePlanner:
-    return TemplatePlanner.load(None)
+    return load()
 
 
 def plan_of(planner: TemplatePlanner, text: str) -> Plan:
@@ -369,17 +378,41 @@ def test_steps_depend_on_what_they_follow_or_refer_to(planner: TemplatePlanner) 
     assert cancel.steps[0].description == f"find the user id for {FATIMA_EMAIL}"
 
 
-def test_planner_identity(planner: TemplatePlanner) -> None:
-    assert planner.name == "template"
+def test_feedback_does_not_change_the_plan(planner: TemplatePlanner) -> None:
+    # The flow ends a refused run instead of re-planning because templates cannot use the
+    # verifier's feedback: the same request with feedback gets the same plan.
+    text = PLANS[6][0]
+    first = plan_of(planner, text)
+    retry = PlanRequest(text=text, feedback=["cancel_pending_order: denied"], previous=first)
+    assert planner.plan(retry) == first
     assert planner.can_replan is False
-    assert planner.version.startswith("1+")
 
 
 def test_plan_id_is_stable(planner: TemplatePlanner) -> None:
     text = PLANS[6][0]
-    first, again = plan_of(planner, text), plan_of(TemplatePlanner.load(None), text)
+    first, again = plan_of(planner, text), plan_of(load(), text)
     assert first.id == again.id and first == again
     assert plan_of(planner, text + " ").id != first.id
+
+
+def test_extractors_and_mask_come_from_the_caller(tmp_path: Path) -> None:
+    # an identity extractor is one with forms, whatever its name
+    renamed = tmp_path / "renamed.yaml"
+    text = shipped_text().replace("extractor: identity", "extractor: customer")
+    renamed.write_text(text.replace("\n  identity:\n    needs:", "\n  customer:\n    needs:", 1))
+    extractors = {("customer" if k == "identity" else k): v for k, v in EXTRACTORS.items()}
+    custom = TemplatePlanner.load(renamed, extractors=extractors, mask=mask)
+    assert plan_of(custom, PLANS[6][0]).steps == plan_of(load(), PLANS[6][0]).steps
+    with pytest.raises(PlannerError, match="unknown extractor 'identity'"):
+        TemplatePlanner.load(SHIPPED, extractors=extractors, mask=mask)
+
+    # the mask keeps words inside an email out of matching
+    text = "Show my profile, my email is cancel.return@example.com"
+    assert plan_of(load(), text).template == "user_details@1"
+    unmasked = TemplatePlanner.load(SHIPPED, extractors=EXTRACTORS, mask=lambda t: t)
+    out = unmasked.plan(PlanRequest(text=text))
+    assert isinstance(out, CannotPlan)
+    assert out.candidates == ["cancel_order", "return_items"]
 
 
 def shipped_text() -> str:
@@ -389,18 +422,18 @@ def shipped_text() -> str:
 def test_version_follows_the_document(planner: TemplatePlanner, tmp_path: Path) -> None:
     same = tmp_path / "same.yaml"
     same.write_text(shipped_text())
-    assert TemplatePlanner.load(same).version == planner.version
+    assert load(same).version == planner.version
 
     changed = tmp_path / "changed.yaml"
     changed.write_text(shipped_text().replace("[cancel, cancellation]", "[cancel, call off]"))
-    other = TemplatePlanner.load(changed)
+    other = load(changed)
     assert other.version != planner.version
     assert other.version.startswith("1+")
     assert isinstance(other.plan(PlanRequest(text=f"call off {FATIMA_ORDER}")), CannotPlan)
 
     relabelled = tmp_path / "relabelled.yaml"
     relabelled.write_text(shipped_text().replace('version: "1"', 'version: "2"', 1))
-    assert TemplatePlanner.load(relabelled).version.startswith("2+")
+    assert load(relabelled).version.startswith("2+")
 
 
 @pytest.mark.parametrize(
@@ -415,14 +448,14 @@ def test_broken_file_names_file_and_problem(tmp_path: Path, text: str, problem: 
     bad = tmp_path / "broken.yaml"
     bad.write_text(text)
     with pytest.raises(PlannerError) as info:
-        TemplatePlanner.load(bad)
+        load(bad)
     assert str(bad) in str(info.value)
     assert problem in str(info.value)
 
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(PlannerError, match="no such template file"):
-        TemplatePlanner.load(tmp_path / "nope.yaml")
+        load(tmp_path / "nope.yaml")
 
 
 @pytest.mark.parametrize(
@@ -463,7 +496,7 @@ def test_bad_template_is_refused(tmp_path: Path, old: str, new: str, problem: st
     bad = tmp_path / "bad.yaml"
     bad.write_text(text.replace(old, new, 1))
     with pytest.raises(PlannerError) as info:
-        TemplatePlanner.load(bad)
+        load(bad)
     assert str(bad) in str(info.value)
     assert problem in str(info.value)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.abc import Traversable
+from importlib.resources.abc import Traversable
 from typing import Any, Literal, Protocol
 
 from tools.catalog import Catalog

@@ -17,6 +17,7 @@ from tools.retail.db import (
     seed,
     tau2_hash,
 )
+from tools.retail.extractors import EXTRACTORS, mask
 from tools.retail.facts import RetailFacts
 
 DOMAIN = DomainPlugin(
@@ -28,6 +29,8 @@ DOMAIN = DomainPlugin(
     policy_package="planbound.retail",
     policy_dir=resources.files(__name__).joinpath("policies"),
     templates=resources.files(__name__).joinpath("templates.yaml"),
+    extractors=EXTRACTORS,
+    mask=mask,
     seed=seed,
     export=export,
     shipped_data=load_shipped,

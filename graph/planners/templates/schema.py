@@ -1,0 +1,183 @@
+"""The template document: pydantic models of the YAML that declares intents.
+
+A document names its extractors (what each reads and how to ask for it), how identify
+steps are written per identity form, shared phrase lists, and the intents: trigger
+phrases, slots and step templates. These models check the shape only; what needs the
+extractors (known names, fields, identity forms) is checked by
+:mod:`graph.planners.templates.validate`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from guards.plan import STEP_ID
+
+
+def _flatten(value: Any) -> Any:
+    """Flatten nested lists of phrases (lets a YAML list hold ``"@name"`` and sub-lists)."""
+    if not isinstance(value, list):
+        return value
+    out: list[Any] = []
+    for item in value:
+        if isinstance(item, list):
+            out.extend(_flatten(item))
+        else:
+            out.append(item)
+    return out
+
+
+def _clean_phrases(phrases: list[str]) -> list[str]:
+    """Lower-case phrases and collapse their whitespace; refuse empty ones."""
+    out = []
+    for p in phrases:
+        text = " ".join(p.lower().split())
+        if not text:
+            raise ValueError("a phrase must not be empty")
+        out.append(text)
+    return out
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Triggers(_Model):
+    """Phrases that select an intent (see the document's ``matching.description``)."""
+
+    require_any: list[list[str]] = Field(
+        min_length=1, description="Groups; each needs at least one matching phrase."
+    )
+    prefer: list[str] = Field(default_factory=list, description="Phrases that add coverage.")
+    reject_if: list[str] = Field(default_factory=list, description="Phrases that veto.")
+
+    @field_validator("require_any", mode="before")
+    @classmethod
+    def _flatten_groups(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [_flatten(g) for g in value]
+        return value
+
+    @field_validator("prefer", "reject_if", mode="before")
+    @classmethod
+    def _flatten_list(cls, value: Any) -> Any:
+        return _flatten(value)
+
+    @field_validator("require_any")
+    @classmethod
+    def _clean_groups(cls, value: list[list[str]]) -> list[list[str]]:
+        for group in value:
+            if not group:
+                raise ValueError("a require_any group must not be empty")
+        return [_clean_phrases(g) for g in value]
+
+    @field_validator("prefer", "reject_if")
+    @classmethod
+    def _clean_list(cls, value: list[str]) -> list[str]:
+        return _clean_phrases(value)
+
+
+class SlotSpec(_Model):
+    """Which extractor fills a slot, and whether the plan needs it."""
+
+    extractor: str = Field(min_length=1)
+    required: bool = True
+    needs: str | None = Field(
+        default=None, description="What to ask for; defaults to the extractor's ``needs``."
+    )
+
+
+class ToolStepTemplate(_Model):
+    """A step calling one tool with placeholders and references in its arguments."""
+
+    id: str = Field(pattern=STEP_ID)
+    tool: str = Field(min_length=1)
+    args: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+    description: str = ""
+
+
+class IdentifyStepTemplate(_Model):
+    """A step that finds the user id by the form the identity slot was given in."""
+
+    id: str = Field(pattern=STEP_ID)
+    identify: str = Field(
+        min_length=1, description="Name of a slot filled by an identity extractor."
+    )
+    depends_on: list[str] = Field(default_factory=list)
+    description: str = ""
+
+
+StepTemplate = ToolStepTemplate | IdentifyStepTemplate
+
+
+class Intent(_Model):
+    """One thing a user can ask for, and the plan that does it."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    version: int = Field(ge=1)
+    description: str = Field(min_length=1, description="Short, what the user can ask for.")
+    label: str = Field(min_length=1, description="Names the request in reasons.")
+    triggers: Triggers
+    slots: dict[str, SlotSpec] = Field(default_factory=dict)
+    steps: list[StepTemplate] = Field(min_length=1)
+
+
+class ExtractorDoc(_Model):
+    """What an extractor reads, and how to ask for it."""
+
+    needs: str = Field(min_length=1)
+    description: str = ""
+
+
+class IdentityForm(_Model):
+    """The step that finds the user id when identity is given in one form."""
+
+    tool: str = Field(min_length=1)
+    args: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+
+class Identity(_Model):
+    """How identify steps are written, per identity form."""
+
+    description: str = ""
+    forms: dict[str, IdentityForm]
+
+
+class Matching(_Model):
+    """Matching rule documentation and phrases blanked before matching."""
+
+    description: str = ""
+    ignore: list[str] = Field(default_factory=list)
+
+    @field_validator("ignore")
+    @classmethod
+    def _clean(cls, value: list[str]) -> list[str]:
+        return _clean_phrases(value)
+
+
+class TemplateDocument(_Model):
+    """A template document."""
+
+    version: str = Field(min_length=1, description="The document's own version label.")
+    description: str = ""
+    matching: Matching = Field(default_factory=Matching)
+    phrases: dict[str, list[str]] = Field(default_factory=dict)
+    extractors: dict[str, ExtractorDoc]
+    identity: Identity
+    intents: list[Intent] = Field(min_length=1)
+
+    @field_validator("phrases", mode="before")
+    @classmethod
+    def _flatten_phrases(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: _flatten(v) for k, v in value.items()}
+        return value
+
+    @field_validator("phrases")
+    @classmethod
+    def _clean(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {k: _clean_phrases(v) for k, v in value.items()}

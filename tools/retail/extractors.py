@@ -1,0 +1,242 @@
+"""Strict slot extractors of the retail domain, read by its plan templates.
+
+Each extractor reads one slot (an order id, item ids, an identity ...) from a request with
+regular expressions and either returns the value, a :class:`~tools.domain.SlotProblem`
+saying why what was given cannot be used, or ``None`` when the request does not mention
+the slot. Nothing is guessed. :func:`mask` blanks emails and the bodies of structured
+addresses, so that digits or words inside them are never read as something else; the
+extractors that read emails and addresses read the raw text.
+
+The accepted formats are stated for users in the ``description`` of
+``tools/retail/templates.yaml``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from tools.domain import Extracted, RequestText, SlotExtractor, SlotProblem
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_ORDER_TOKEN = re.compile(r"(?<![\w#])(?:#[A-Za-z]?\d+|[Ww]\d+)(?!\w)")
+_ORDER_ID = re.compile(r"#?W(\d{7})")
+_NUMBER = re.compile(r"(?<![\w#])\d{8,12}(?!\w)")
+_PRODUCT = re.compile(r"\bproduct(?:\s+id)?\s*[:#]?\s*(\d+)(?!\w)", re.IGNORECASE)
+_PAIR = re.compile(
+    r"(?<![\w#])(\d{10})\s*(?:to|for|with|into|->|=>|→)\s*"
+    r"(?:(?:a|the)\s+)?(?:new\s+)?(?:item\s+)?(?:id\s+)?(\d{10})(?!\w)",
+    re.IGNORECASE,
+)
+_NAME = re.compile(
+    r"(?:\b(?:i\s+am|i'm|my\s+name\s+is|this\s+is)\s+|\bname\s*:\s*)"
+    r"(?-i:([A-Z][A-Za-z'-]*)\s+([A-Z][A-Za-z'-]*))"
+    r"(?=\s*(?:[,.;:!?)]|$)|\s+(?:and|with|from|zip|my|in|at)\b)",
+    re.IGNORECASE,
+)
+_ZIP = re.compile(r"\bzip(?:\s*code)?\s*(?:is\s+|:\s*|=\s*)?(\d+)(?!\w)", re.IGNORECASE)
+_PAYMENT = re.compile(r"(?<![\w])(?:credit_card|paypal|gift_card)_\d+(?!\w)")
+_REASONS = {
+    "no longer needed": re.compile(r"\bno\s+longer\s+needed\b", re.IGNORECASE),
+    "ordered by mistake": re.compile(r"\bordered\s+by\s+mistake\b", re.IGNORECASE),
+}
+_ADDRESS_KEY = re.compile(r"(?<!email )(?<!e-mail )\baddress\s*:", re.IGNORECASE)
+_ADDRESS = re.compile(r"\s*([^,;\n]*),([^,;\n]*),([^,;\n]*),([^,;\n]*),([^,;\n]*),\s*(\d{5})(?!\d)")
+_ADDRESS_STOP = re.compile(r"(?:\d{5}(?!\d)|(?=[;\n])|(?=\.\s))()")
+ADDRESS_FIELDS = ("address1", "address2", "city", "state", "country", "zip")
+"""Fields of an ``address`` value, in the order a request writes them."""
+
+
+def mask(raw: str) -> str:
+    """Return ``raw`` with emails and address bodies blanked (same length, spaces)."""
+    spans = [m.span() for m in _EMAIL.finditer(raw)]
+    spans += [_address_span(m, raw) for m in _ADDRESS_KEY.finditer(raw)]
+    chars = list(raw)
+    for start, end in spans:
+        chars[start:end] = " " * (end - start)
+    return "".join(chars)
+
+
+def _address_span(key: re.Match[str], raw: str) -> tuple[int, int]:
+    """Return the span of an address body after ``address:``.
+
+    A well-formed body ends at its zip; a malformed one at the first 5-digit number, ``;``,
+    line end or sentence end, whichever comes first.
+    """
+    start = key.end()
+    m = _ADDRESS.match(raw, start)
+    if m is not None:
+        return start, m.end()
+    stop = _ADDRESS_STOP.search(raw, start)
+    return start, stop.end(1) if stop else len(raw)
+
+
+def _distinct(values: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _one(what: str, values: Sequence[str]) -> Extracted:
+    found = _distinct(values)
+    if not found:
+        return None
+    if len(found) > 1:
+        return SlotProblem(f"several {what}s were given ({', '.join(found)}); give exactly one")
+    return found[0]
+
+
+def _order_id(text: RequestText) -> Extracted:
+    ids: list[str] = []
+    bad: list[str] = []
+    for token in _distinct([m.group() for m in _ORDER_TOKEN.finditer(text.masked)]):
+        m = _ORDER_ID.fullmatch(token)
+        if m is None:
+            bad.append(repr(token))
+        else:
+            ids.append("#W" + m.group(1))
+    if bad:
+        return SlotProblem(
+            f"{', '.join(bad)} is not an order id: order ids are '#W' followed by exactly 7 digits"
+        )
+    return _one("order id", ids)
+
+
+def _product_numbers(text: RequestText) -> list[tuple[int, str]]:
+    return [(m.start(1), m.group(1)) for m in _PRODUCT.finditer(text.masked)]
+
+
+def _item_numbers(text: RequestText) -> list[str] | SlotProblem:
+    """Return every 10-digit number that is not a product id, in order."""
+    product_at = {pos for pos, _ in _product_numbers(text)}
+    numbers = [(m.start(), m.group()) for m in _NUMBER.finditer(text.masked)]
+    bad = [n for pos, n in numbers if len(n) != 10 and pos not in product_at]
+    if bad:
+        return SlotProblem(f"{', '.join(bad)} is not an item id: item ids have exactly 10 digits")
+    return [n for pos, n in numbers if pos not in product_at]
+
+
+def _item_ids(text: RequestText) -> Extracted:
+    numbers = _item_numbers(text)
+    if isinstance(numbers, SlotProblem):
+        return numbers
+    return numbers or None
+
+
+def _item_id(text: RequestText) -> Extracted:
+    numbers = _item_numbers(text)
+    if isinstance(numbers, SlotProblem):
+        return numbers
+    return _one("item id", numbers)
+
+
+def _item_pairs(text: RequestText) -> Extracted:
+    numbers = _item_numbers(text)
+    if isinstance(numbers, SlotProblem):
+        return numbers
+    pairs = [(m.group(1), m.group(2)) for m in _PAIR.finditer(text.masked)]
+    paired = [n for pair in pairs for n in pair]
+    unpaired = _distinct([n for n in numbers if n not in paired])
+    if unpaired:
+        return SlotProblem(
+            f"item {', '.join(unpaired)} has no partner: write each change as "
+            "'item 1234567890 to 0987654321'"
+        )
+    if not pairs:
+        return None
+    return {"old": [old for old, _ in pairs], "new": [new for _, new in pairs]}
+
+
+def _product_id(text: RequestText) -> Extracted:
+    found = [n for _, n in _product_numbers(text)]
+    bad = [n for n in found if len(n) != 10]
+    if bad:
+        return SlotProblem(
+            f"{', '.join(bad)} is not a product id: product ids have exactly 10 digits"
+        )
+    return _one("product id", found)
+
+
+def _email(text: RequestText) -> Extracted:
+    emails = [m.group() for m in _EMAIL.finditer(text.raw)]
+    found: dict[str, str] = {}
+    for e in emails:
+        found.setdefault(e.lower(), e)
+    return _one("email", list(found.values()))
+
+
+def _identity(text: RequestText) -> Extracted:
+    email = _email(text)
+    if email is not None:
+        return email if isinstance(email, SlotProblem) else {"form": "email", "email": email}
+    names = _distinct([f"{m.group(1)} {m.group(2)}" for m in _NAME.finditer(text.masked)])
+    zips = _distinct([m.group(1) for m in _ZIP.finditer(text.masked)])
+    if not names and not zips:
+        return None
+    if len(names) > 1 or len(zips) > 1:
+        return SlotProblem(
+            f"several names or zips were given ({', '.join(names + zips)}); give exactly one"
+        )
+    if not zips:
+        return SlotProblem(f"found the name {names[0]} but no zip, e.g. 'zip 19122'")
+    if not names:
+        return SlotProblem(
+            f"found zip {zips[0]} but no first and last name, e.g. 'I am Yusuf Rossi'"
+        )
+    if not re.fullmatch(r"\d{5}", zips[0]):
+        return SlotProblem(f"{zips[0]!r} is not a zip: a zip has exactly 5 digits")
+    first, last = names[0].split(" ")
+    return {"form": "name_zip", "first_name": first, "last_name": last, "zip": zips[0]}
+
+
+def _payment_method_id(text: RequestText) -> Extracted:
+    return _one("payment method", [m.group() for m in _PAYMENT.finditer(text.masked)])
+
+
+def _cancel_reason(text: RequestText) -> Extracted:
+    found = [reason for reason, rx in _REASONS.items() if rx.search(text.masked)]
+    if len(found) > 1:
+        return SlotProblem("both allowed reasons were given; give exactly one")
+    return found[0] if found else None
+
+
+def _address(text: RequestText) -> Extracted:
+    keys = list(_ADDRESS_KEY.finditer(text.raw))
+    if not keys:
+        return None
+    if len(keys) > 1:
+        return SlotProblem("several addresses were given; give exactly one")
+    start, end = _address_span(keys[0], text.raw)
+    m = _ADDRESS.match(text.raw, start)
+    if m is not None:
+        values = [g.strip() for g in m.groups()]
+        empty = [f for f, v in zip(ADDRESS_FIELDS, values, strict=True) if not v]
+        if not empty:
+            return dict(zip(ADDRESS_FIELDS, values, strict=True))
+        return SlotProblem(f"the new address has an empty {', '.join(empty)}")
+    parts = [p.strip() for p in text.raw[start:end].split(",")]
+    if len(parts) < len(ADDRESS_FIELDS):
+        return SlotProblem(
+            f"the new address has {len(parts)} of the 6 fields "
+            f"({', '.join(ADDRESS_FIELDS)}); all six are required"
+        )
+    return SlotProblem(
+        "the new address must be 'address: address1, address2, city, state, country, zip' "
+        "with a 5-digit zip as the sixth field"
+    )
+
+
+EXTRACTORS: dict[str, SlotExtractor] = {
+    "identity": SlotExtractor(
+        _identity,
+        "no email and no name with zip was found",
+        forms={"email": ("email",), "name_zip": ("first_name", "last_name", "zip")},
+    ),
+    "order_id": SlotExtractor(_order_id, "no order id was found"),
+    "item_ids": SlotExtractor(_item_ids, "no item id was found"),
+    "item_pairs": SlotExtractor(_item_pairs, "no item pairs were found", fields=("old", "new")),
+    "item_id": SlotExtractor(_item_id, "no item id was found"),
+    "product_id": SlotExtractor(_product_id, "no product id was found"),
+    "payment_method_id": SlotExtractor(_payment_method_id, "no payment method id was found"),
+    "cancel_reason": SlotExtractor(_cancel_reason, "none of the allowed reasons was found"),
+    "address": SlotExtractor(_address, "no 'address:' was found", fields=ADDRESS_FIELDS),
+}
+"""Every extractor a retail template may name."""
