@@ -188,13 +188,15 @@ async def async_saver(
     from psycopg_pool import AsyncConnectionPool
 
     if setup:
-        conn = await AsyncConnection.connect(uri, **pg_connection_kwargs())
-        async with conn:
-            await conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK_KEY,))
+        # Several API workers may start together on an empty database: an advisory lock
+        # makes their migrations run one after the other instead of racing.
+        pg: AsyncConnection[Any] = await AsyncConnection.connect(uri, **pg_connection_kwargs())
+        async with pg:
+            await pg.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK_KEY,))
             try:
-                await AsyncPostgresSaver(conn, serde=serde).setup()
+                await AsyncPostgresSaver(pg, serde=serde).setup()
             finally:
-                await conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
+                await pg.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         uri, min_size=1, max_size=pool_max, kwargs=pg_connection_kwargs(), open=False
     )

@@ -299,12 +299,13 @@ class _ClaimHolds:
             if (owner, thread_id, checkpoint_id) not in self._held:
                 return
             self._held.discard((owner, thread_id, checkpoint_id))
+            lost: tuple[type[BaseException], ...] = (OSError, *conn.errors)
             try:
                 if conn.dialect == "postgres":
                     conn.execute("SELECT pg_advisory_unlock(?)", (key,))
                 elif owner in self._files:
                     fcntl.lockf(self._files[owner], fcntl.LOCK_UN, 1, key)
-            except (OSError, *conn.errors):
+            except lost:
                 pass  # a lost session has already dropped its lock
 
     def _owner(self, conn: Domain) -> str:

@@ -17,13 +17,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from checkpoints.factory import open_stores
 from graph.planners.explicit import parse_plan_document
-from guards.contracts import Budget, check_plan
-from guards.facts import resolve_facts
+from graph.services import Services
+from graph.settings import Settings
 from guards.plan import Plan, ancestors
-from guards.policy import load_policy, to_verdict
-from tools.retail import build_catalog, load_shipped, seed
+from tools.retail import load_shipped
 
 EMAIL = "fatima.anderson1447@example.com"
 ORDER = "#W2974929"
@@ -97,31 +95,22 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as home:
-        stores = open_stores(home)
-        with stores.lock:
-            seed(stores.domain, load_shipped())
-        catalog = build_catalog()
-        policy = load_policy()
+        services = Services(Settings.load(home=home, database_uri=None))
+        services.seed(load_shipped())
+        stores = services.stores
+        verifier, policy, catalog = services.verifier, services.policy, services.catalog
         plan = ten_step_plan()
-        budget = Budget(max_steps=12)
-        facts = resolve_facts(plan, catalog, stores.domain, stores.lock)
-        document = policy.input_for(plan, catalog, facts, ancestors(plan), "bench")
-        verdict = to_verdict(policy.decide(document), plan, catalog.version, policy.version, "")
+        verdict = verifier.verify(plan, stores.domain, stores.lock, "bench").verdict
         if verdict.outcome != "needs_approval":
             raise SystemExit(f"the bench plan should need approval, got {verdict.reasons}")
-
-        def whole() -> None:
-            check_plan(plan, catalog, budget)
-            f = resolve_facts(plan, catalog, stores.domain, stores.lock)
-            policy.decide(policy.input_for(plan, catalog, f, ancestors(plan), "bench"))
+        facts = verifier.facts(plan, stores.domain, stores.lock)
+        document = policy.input_for(plan, catalog, facts, ancestors(plan), "bench")
 
         phases = {
-            "contracts (baseline)": lambda: check_plan(plan, catalog, budget),
-            "facts (read-only lookups)": lambda: resolve_facts(
-                plan, catalog, stores.domain, stores.lock
-            ),
+            "contracts (baseline)": lambda: verifier.contracts(plan),
+            "facts (read-only lookups)": lambda: verifier.facts(plan, stores.domain, stores.lock),
             "policy (regopy)": lambda: policy.decide(document),
-            "verify total": whole,
+            "verify total": lambda: verifier.verify(plan, stores.domain, stores.lock, "bench"),
         }
         results = {name: _time(fn, args.runs) for name, fn in phases.items()}
         stores.close()

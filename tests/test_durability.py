@@ -33,7 +33,7 @@ from checkpoints.factory import Stores
 from graph.services import open_stores
 from checkpoints.ledger import Approvals, Ledger
 from graph.runner import RunError, Runner
-from graph.services import catalog, policy
+from graph.services import Services
 from guards.judgement import approval_digest
 from guards.plan import Plan
 from tools.retail import export, load_shipped, seed
@@ -260,8 +260,10 @@ def digests(
 ) -> list[tuple[str, str, str]]:
     """The approvals a run must have consumed: one per applied write, bound to its exact call."""
     plan = Plan.model_validate(outcome["plan"])
+    services = Services()
+    catalog, policy = services.catalog.version, services.policy.version
     return sorted(
-        (s.id, reviewer, approval_digest(s, plan.id, catalog().version, policy().version))
+        (s.id, reviewer, approval_digest(s, plan.id, catalog, policy))
         for s in plan.steps
         if s.id in steps
     )

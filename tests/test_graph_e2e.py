@@ -13,11 +13,10 @@ from langgraph.types import Command
 
 from checkpoints.factory import Stores
 from checkpoints.ledger import Ledger
-from graph.context import Context
 from graph.engine import StepCall, run_step
 from graph.graph import build_graph
 from graph.runner import Runner
-from graph.services import catalog
+from graph.settings import Settings
 from guards.errors import DecisionInvalid
 from tools.retail import export, load_shipped
 
@@ -233,7 +232,7 @@ def test_unknown_tool_is_refused_with_the_step_named(runner: Runner, stores: Sto
 
 
 def test_read_only_plan_runs_without_review_and_refs_resolve(stores: Stores) -> None:
-    runner = Runner(stores, Context(home=str(stores.home), inline_limit=200))
+    runner = Runner(stores, Settings.load(home=stores.home, inline_limit=200))
     plan = [
         {
             "id": "u",
@@ -258,7 +257,7 @@ def test_a_step_already_in_the_ledger_is_not_run_again(runner: Runner, stores: S
     first = runner.start(explicit_plan=cancel_actions())
     done = runner.resume(first["thread_id"], {"decisions": [{"type": "approve"}], "reviewer": "a"})
     after = export(stores.domain)
-    entry = catalog().get("cancel_pending_order")
+    entry = runner.services.catalog.get("cancel_pending_order")
     assert entry is not None
     again = run_step(
         StepCall(
@@ -269,6 +268,7 @@ def test_a_step_already_in_the_ledger_is_not_run_again(runner: Runner, stores: S
         ),
         stores.domain,
         stores.lock,
+        open_store=runner.services.domain.open_store,
     )
     assert again.ok and again.output["status"] == "cancelled"
     assert export(stores.domain) == after  # no second set of refunds
@@ -298,4 +298,6 @@ def test_every_transition_is_checkpointed(runner: Runner) -> None:
         ([], "completed", ["s1", "s2", "s3"]),
     ]
     assert [r["interrupted"] for r in reversed(rows)].count(True) == 1
-    assert json.dumps(rows, default=str)
+    # Each checkpoint is its own row, and the latest one shows every step's ledger outcome.
+    assert len({r["checkpoint_id"] for r in rows}) == len(rows)
+    assert rows[0]["ledger"] == {"s1": "succeeded", "s2": "succeeded", "s3": "succeeded"}

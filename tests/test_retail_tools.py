@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from checkpoints.db import Domain, SqliteDomain, migrate
 from tools.catalog import ToolError
+from tools.domain import Change
 from tools.retail import (
-    Change,
+    MIGRATIONS,
     DomainNotSeeded,
     RetailDB,
     build_catalog,
@@ -35,16 +37,24 @@ def shipped() -> dict[str, Any]:
     return load_shipped()
 
 
+def empty_domain() -> Domain:
+    """An in-memory domain database with the retail tables and no data."""
+    c = SqliteDomain(sqlite3.connect(":memory:", isolation_level=None))
+    migrate(c, [("retail", MIGRATIONS)])
+    return c
+
+
 @pytest.fixture
-def conn(shipped: dict[str, Any]) -> Iterator[sqlite3.Connection]:
-    c = sqlite3.connect(":memory:", isolation_level=None)
-    seed_domain(c, shipped)
+def conn(shipped: dict[str, Any]) -> Iterator[Domain]:
+    c = empty_domain()
+    with c.transaction(write=True):
+        seed_domain(c, shipped)
     yield c
     c.close()
 
 
 @pytest.fixture
-def db(conn: sqlite3.Connection) -> RetailDB:
+def db(conn: Domain) -> RetailDB:
     return RetailDB(conn)
 
 
@@ -93,7 +103,7 @@ def test_shipped_data_hash_equals_the_benchmarks(shipped: dict[str, Any]) -> Non
 
 
 def test_seed_then_export_round_trips_byte_for_byte(
-    conn: sqlite3.Connection, shipped: dict[str, Any]
+    conn: Domain, shipped: dict[str, Any]
 ) -> None:
     out = export(conn)
     assert json.dumps(out) == json.dumps(shipped)
@@ -101,7 +111,7 @@ def test_seed_then_export_round_trips_byte_for_byte(
 
 def test_export_of_an_empty_database_says_to_seed() -> None:
     with pytest.raises(DomainNotSeeded, match="planbound seed"):
-        export(sqlite3.connect(":memory:", isolation_level=None))
+        export(empty_domain())
 
 
 @pytest.mark.parametrize(
@@ -114,11 +124,14 @@ def test_export_of_an_empty_database_says_to_seed() -> None:
     ],
 )
 def test_seed_refuses_malformed_data_and_keeps_the_old_state(
-    conn: sqlite3.Connection, shipped: dict[str, Any], mutate: Any, message: str
+    conn: Domain, shipped: dict[str, Any], mutate: Any, message: str
 ) -> None:
     data = json.loads(json.dumps(shipped))
     mutate(data)
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")):
+    with (
+        pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")),
+        conn.transaction(write=True),
+    ):
         seed_domain(conn, data)
     assert export(conn) == shipped
 

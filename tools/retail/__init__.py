@@ -40,6 +40,7 @@ DOMAIN = DomainPlugin(
 
 __all__ = [
     "DOMAIN",
+    "MIGRATIONS",
     "DomainNotSeeded",
     "RetailDB",
     "build_catalog",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
 
@@ -69,7 +68,6 @@ MIGRATIONS: tuple[Migration, ...] = (
 """The retail domain's tables (component ``retail``)."""
 
 
-@dataclass
 class RetailDB:
     """Typed access to the retail records on a connection whose transactions the caller owns.
 
@@ -78,8 +76,10 @@ class RetailDB:
     :class:`~tools.domain.Connection` (planbound's SQLite or PostgreSQL domain database).
     """
 
-    conn: Connection
-    changes: list[Change] = field(default_factory=list)
+    def __init__(self, conn: Connection) -> None:
+        """Work on ``conn``; the caller owns its transactions."""
+        self.conn = conn
+        self.changes: list[Change] = []
 
     # Reads -------------------------------------------------------------------------------
 
