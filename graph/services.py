@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ from graph.context import Context
 from graph.planners.base import Planner
 from graph.planners.explicit import ExplicitPlanner
 from graph.planners.templates import TemplatePlanner
-from guards.policy import Policy, load_policy
+from guards.errors import PolicyError
+from guards.policy import Policy, PolicyConfig, load_policy
 from tools.catalog import Catalog
 from tools.retail import build_catalog
 
@@ -22,10 +24,25 @@ def catalog() -> Catalog:
     return build_catalog()
 
 
+def _policy_config() -> PolicyConfig:
+    """Read the operator's policy settings from the environment, with their defaults."""
+    try:
+        threshold = float(os.environ.get("PLANBOUND_APPROVAL_THRESHOLD") or 1000)
+        max_writes = int(os.environ.get("PLANBOUND_MAX_WRITE_STEPS") or 3)
+    except ValueError as exc:
+        raise PolicyError(f"bad policy setting in the environment: {exc}") from None
+    return PolicyConfig(amount_threshold=threshold, max_write_steps=max_writes)
+
+
 @functools.cache
 def policy() -> Policy:
     """Return the policy (``PLANBOUND_POLICY_DIR`` / ``OPA_URL`` / shipped; loaded once)."""
-    return load_policy()
+    return load_policy(
+        package="planbound.retail",
+        opa_url=os.environ.get("OPA_URL") or None,
+        path=os.environ.get("PLANBOUND_POLICY_DIR") or None,
+        config=_policy_config(),
+    )
 
 
 @functools.cache
