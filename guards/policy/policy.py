@@ -1,0 +1,167 @@
+"""A loaded policy: the input it reads, the decision it gives, and who may approve.
+
+Evaluation fails closed: a :class:`~guards.errors.PolicyError` (a broken policy file, an
+engine error, an unreachable OPA server, a malformed answer) becomes a ``deny`` naming the
+error. Any other exception is a programming error and propagates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from guards.errors import PolicyError
+from guards.judgement import StepReview
+from guards.plan import Plan
+from guards.policy.bundle import BundlePath, PolicyBundle
+from guards.policy.decision import PolicyDecision, Violation, parse_decision, rego_set
+from guards.policy.engines import Engine, OpaEngine, RegoEngine
+from tools.catalog import Catalog
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Operator settings passed to the policy as ``input.config``.
+
+    Attributes:
+        amount_threshold: Order value above which a supervisor must approve; a finite
+            number, at least 0.
+        max_write_steps: Most write steps one plan may hold; at least 1.
+
+    Raises:
+        PolicyError: a field is out of range (the message names it). A threshold that is
+            not a finite number would make every comparison false and switch the
+            supervisor rule off, so it is refused.
+    """
+
+    amount_threshold: float = 1000.0
+    max_write_steps: int = 3
+
+    def __post_init__(self) -> None:
+        threshold = self.amount_threshold
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float)
+            or not math.isfinite(threshold)
+            or threshold < 0
+        ):
+            raise PolicyError(f"amount_threshold must be a finite number >= 0, got {threshold!r}")
+        steps = self.max_write_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise PolicyError(f"max_write_steps must be an integer >= 1, got {steps!r}")
+
+
+@dataclass
+class Policy:
+    """A loaded policy bundle with the engine that evaluates it."""
+
+    bundle: PolicyBundle
+    engine: Engine
+    config: PolicyConfig = field(default_factory=PolicyConfig)
+
+    @property
+    def version(self) -> str:
+        """The pinned policy version (the bundle's content hash)."""
+        return self.bundle.version
+
+    def input_for(
+        self,
+        plan: Plan,
+        catalog: Catalog,
+        facts: Mapping[str, Any],
+        ancestors: Mapping[str, list[str]],
+        actor: str | None,
+    ) -> dict[str, Any]:
+        """Build the policy input document for ``plan``."""
+        return {
+            "plan": {
+                "id": plan.id,
+                "source": plan.source,
+                "steps": [
+                    {
+                        "id": s.id,
+                        "tool": s.tool,
+                        "args": s.args,
+                        "ancestors": list(ancestors.get(s.id, [])),
+                    }
+                    for s in plan.steps
+                ],
+            },
+            "catalog": {
+                name: {
+                    "effect": entry.spec.effect,
+                    "risk": entry.spec.risk,
+                    "compensator": entry.spec.compensator,
+                    "version": entry.spec.version,
+                }
+                for name, entry in catalog.entries.items()
+            },
+            "facts": dict(facts),
+            "actor": {"id": actor or "anonymous"},
+            "config": {
+                "amount_threshold": self.config.amount_threshold,
+                "max_write_steps": self.config.max_write_steps,
+            },
+        }
+
+    def decide(self, document: Mapping[str, Any]) -> PolicyDecision:
+        """Evaluate the decision; a policy failure is a ``deny`` naming it (fail closed)."""
+        try:
+            return parse_decision(self.engine.query("decision", document))
+        except PolicyError as exc:
+            return PolicyDecision(deny=(Violation("plan", "policy.error", str(exc)),))
+
+    def approval_denied(
+        self,
+        review: StepReview,
+        risk: str,
+        reviewer: str,
+        roles: list[str],
+        actor: str | None,
+    ) -> list[str]:
+        """Return why ``reviewer`` (with ``roles``) may not approve a step; empty if they may.
+
+        A policy failure is a refusal naming it (fail closed).
+        """
+        document = {
+            "approval": {
+                "step": review.step_id,
+                "risk": risk,
+                "reviewer": {"id": reviewer, "roles": sorted(roles)},
+                "requirements": review.requirements,
+            },
+            "actor": {"id": actor or "anonymous"},
+        }
+        try:
+            reasons = rego_set(self.engine.query("approval_denied", document), "approval_denied")
+        except PolicyError as exc:
+            return [f"the approval could not be checked: {exc}"]
+        return sorted(str(r) for r in reasons)
+
+
+def load_policy(
+    path: BundlePath | None = None,
+    *,
+    package: str,
+    opa_url: str | None = None,
+    config: PolicyConfig | None = None,
+) -> Policy:
+    """Load a policy bundle and the engine that evaluates it.
+
+    Args:
+        path: The domain's policy folder; the shipped retail folder when None.
+        package: The Rego package holding ``decision`` and ``approval_denied``.
+        opa_url: An OPA server (``http(s)://``) to evaluate on; regopy in-process when None.
+            The bundle is still read locally: its hash is the pinned policy version.
+        config: Operator settings passed as ``input.config`` (defaults when None).
+
+    Raises:
+        PolicyError: the folder, the package name or the URL is refused.
+    """
+    bundle = PolicyBundle.load(path)
+    engine: Engine = (
+        OpaEngine(opa_url, package=package) if opa_url else RegoEngine(bundle, package=package)
+    )
+    return Policy(bundle=bundle, engine=engine, config=config or PolicyConfig())
