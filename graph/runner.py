@@ -50,13 +50,15 @@ class Runner:
         self.services = services
         self.stores = services.stores
         self.graph = build_graph(services, checkpointer=self.stores.checkpointer)
+        self.context = Context()
+        """The per-run context of normal runs (replays use their own)."""
 
     def _config(self, thread_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": thread_id}}
 
     def _invoke(self, value: Any, thread_id: str) -> None:
         """Run the graph on a thread with every transition stored before the next begins."""
-        self.graph.invoke(value, self._config(thread_id), context=Context(), durability="sync")
+        self.graph.invoke(value, self._config(thread_id), context=self.context, durability="sync")
 
     def _require_seeded(self) -> None:
         if not self.services.is_seeded():

@@ -30,10 +30,9 @@ import pytest
 from conftest import PG_ADMIN
 
 from checkpoints.factory import Stores
-from graph.services import open_stores
 from checkpoints.ledger import Approvals, Ledger
 from graph.runner import RunError, Runner
-from graph.services import Services
+from graph.services import Services, open_stores
 from guards.judgement import approval_digest
 from guards.plan import Plan
 from tools.retail import export, load_shipped, seed

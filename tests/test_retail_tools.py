@@ -102,9 +102,7 @@ def test_shipped_data_hash_equals_the_benchmarks(shipped: dict[str, Any]) -> Non
     )
 
 
-def test_seed_then_export_round_trips_byte_for_byte(
-    conn: Domain, shipped: dict[str, Any]
-) -> None:
+def test_seed_then_export_round_trips_byte_for_byte(conn: Domain, shipped: dict[str, Any]) -> None:
     out = export(conn)
     assert json.dumps(out) == json.dumps(shipped)
 

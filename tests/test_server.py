@@ -31,10 +31,10 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from starlette.testclient import TestClient
 
-from graph.services import open_stores
 from checkpoints.ledger import Approvals, Ledger
 from graph.server.review import stamp_reviewer
 from graph.server.tokens import AuthConfigError, TokenTable, parse_table
+from graph.services import open_stores
 from guards.compat import IGNORED
 from tools.retail import RetailDB
 
