@@ -289,3 +289,8 @@ def migrate(domain: Domain) -> list[int]:
             )
             applied.append(version)
     return applied
+
+
+def schema_versions(domain: Domain) -> list[int]:
+    """Return the schema versions applied to the database, lowest first."""
+    return sorted(int(r[0]) for r in domain.execute("SELECT version FROM schema_migrations"))
