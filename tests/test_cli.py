@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from checkpoints.db import MIGRATIONS
 from graph.cli import app
+from graph.cli.answers import ApproveFlags, review_answer
+from graph.cli.common import UsageError
 from tools.retail import load_shipped, tau2_hash
 
 ORDER = "#W2974929"
@@ -28,11 +32,14 @@ def cli(home: Path, *args: str) -> tuple[int, Any]:
     return result.exit_code, json.loads(lines[0])
 
 
-def test_seed_run_approve_export(home: Path, tmp_path: Path) -> None:
-    code, seeded = cli(home, "seed")
-    assert code == 0 and seeded["orders"] == 1000
-    assert seeded["tau2_hash"] == tau2_hash(load_shipped())
+def text(home: Path, *args: str) -> tuple[int, str, str]:
+    """Run a command without --json: exit code, standard output, standard error."""
+    result = CliRunner().invoke(app, [*args, "--home", str(home)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
 
+
+def plan_file(tmp_path: Path) -> Path:
     plan = tmp_path / "plan.json"
     plan.write_text(
         json.dumps(
@@ -46,7 +53,15 @@ def test_seed_run_approve_export(home: Path, tmp_path: Path) -> None:
             ]
         )
     )
-    code, run = cli(home, "run", "--plan", str(plan))
+    return plan
+
+
+def test_seed_run_approve_export(home: Path, tmp_path: Path) -> None:
+    code, seeded = cli(home, "seed")
+    assert code == 0 and seeded["orders"] == 1000
+    assert seeded["tau2_hash"] == tau2_hash(load_shipped())
+
+    code, run = cli(home, "run", "--plan", str(plan_file(tmp_path)))
     assert code == 0
     assert set(run) >= {
         "thread_id",
@@ -104,3 +119,101 @@ def test_input_errors_exit_non_zero(home: Path, tmp_path: Path) -> None:
     assert code == 2 and "no thread 'no-such-thread'" in out["error"]
     code, out = cli(home, "seed", "--from", str(bad))
     assert code == 2 and "missing" in out["error"]
+
+
+def test_db_init_reports_the_applied_schema_versions(home: Path) -> None:
+    code, report = cli(home, "db", "init")
+    assert code == 0 and report["backend"] == "sqlite"
+    assert report["schema_versions"] == [version for version, _, _ in MIGRATIONS]
+    code, out, _ = text(home, "db", "init")
+    assert code == 0 and f"sqlite ready; schema versions {report['schema_versions']}" in out
+
+
+def test_user_text_is_printed_literally_not_as_markup(home: Path, tmp_path: Path) -> None:
+    thread, reason, reviewer = "[/x]", "[/bold] oops", "[red]eve[/]"
+    assert cli(home, "seed")[0] == 0
+
+    code, out, _ = text(home, "run", "--plan", str(plan_file(tmp_path)), "--thread", thread)
+    assert code == 0
+    assert "thread [/x]  status awaiting_approval" in out
+    assert "planbound approve [/x] --all --approve" in out
+    assert "[writes.need_approval]" in out  # a rule name in a reason is text, not a style
+
+    code, out, _ = text(
+        home, "approve", thread, "--all", "--reject", reason, "--reviewer", reviewer
+    )
+    assert code == 0
+    assert "thread [/x]  status rejected" in out
+    assert "s3 rejected by [red]eve[/]: [/bold] oops" in out
+
+    code, out, _ = text(home, "status", thread)
+    assert code == 0
+    assert "s3 rejected by [red]eve[/]: [/bold] oops" in out
+
+    code, _, err = text(home, "approve", thread, "--all", "--approve", "--reviewer", reviewer)
+    assert code == 2 and "error: thread [/x] is not awaiting approval" in err
+    code, _, err = text(home, "status", "[/nope]")
+    assert code == 2 and "no thread '[/nope]'" in err
+    code, out, _ = text(home, "history", thread)
+    assert code == 0 and "thread [/x]" in out
+
+
+def test_approve_flags_become_one_decision_per_step() -> None:
+    asked: list[str] = []
+
+    def pending() -> list[str]:
+        asked.append("pending")
+        return ["s2", "s3"]
+
+    everything = review_answer(ApproveFlags(reviewer="ann", all_steps=True, approve=True), pending)
+    assert everything == {
+        "decisions": [{"type": "approve", "step_id": "s2"}, {"type": "approve", "step_id": "s3"}],
+        "reviewer": "ann",
+        "role": "reviewer",
+    }
+    assert asked == ["pending"]
+
+    rejected = review_answer(
+        ApproveFlags(reviewer="bob", role="admin", step="s3", reject="no"), pending
+    )
+    assert rejected == {
+        "decisions": [{"type": "reject", "message": "no", "step_id": "s3"}],
+        "reviewer": "bob",
+        "role": "admin",
+    }
+    edited = review_answer(ApproveFlags(reviewer="ann", step="s3", edit='{"reason": "x"}'), pending)
+    assert edited["decisions"] == [
+        {"type": "edit", "edited_action": {"arguments": {"reason": "x"}}, "step_id": "s3"}
+    ]
+    whole = review_answer(
+        ApproveFlags(reviewer="ann", step="s3", edit='{"arguments": {"reason": "x"}}'), pending
+    )
+    assert whole["decisions"][0]["edited_action"] == {"arguments": {"reason": "x"}}
+    raw = review_answer(ApproveFlags(payload='{"decisions": []}'), pending)
+    assert raw == {"decisions": []}
+    assert asked == ["pending"]  # only --all asks which steps are pending
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (ApproveFlags(payload="{}", approve=True), "--payload cannot be combined"),
+        (ApproveFlags(payload="{nope"), "--payload is not JSON"),
+        (ApproveFlags(reviewer=" ", all_steps=True, approve=True), "--reviewer NAME is required"),
+        (ApproveFlags(reviewer="ann", approve=True), "give --all or --step ID"),
+        (ApproveFlags(reviewer="ann", all_steps=True, step="s1"), "give --all or --step ID"),
+        (ApproveFlags(reviewer="ann", step="s1"), "give exactly one of"),
+        (ApproveFlags(reviewer="ann", step="s1", approve=True, reject="no"), "give exactly one"),
+        (ApproveFlags(reviewer="ann", all_steps=True, edit="{}"), "--edit applies to one step"),
+        (ApproveFlags(reviewer="ann", step="s1", edit="{nope"), "--edit is not JSON"),
+        (ApproveFlags(reviewer="ann", step="s1", edit="[1]"), "--edit must be a JSON object"),
+    ],
+)
+def test_inconsistent_approve_flags_are_refused_before_anything_is_asked(
+    flags: ApproveFlags, message: str
+) -> None:
+    def pending() -> list[str]:
+        raise AssertionError("pending steps looked up for invalid options")
+
+    with pytest.raises(UsageError, match=re.escape(message)):
+        review_answer(flags, pending)

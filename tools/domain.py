@@ -175,6 +175,7 @@ class DomainPlugin:
         export: Returns the domain's records as a data document.
         shipped_data: Returns the data shipped with the domain (``planbound seed``).
         data_hash: A digest of a data document (``seed``/``export`` print it).
+        data_hash_name: What that digest is called in reports.
     """
 
     name: str
@@ -191,3 +192,4 @@ class DomainPlugin:
     export: Callable[[Any], dict[str, Any]] | None = None
     shipped_data: Callable[[], dict[str, Any]] | None = None
     data_hash: Callable[[dict[str, Any]], str] | None = None
+    data_hash_name: str = "data_hash"

@@ -35,6 +35,7 @@ DOMAIN = DomainPlugin(
     export=export,
     shipped_data=load_shipped,
     data_hash=tau2_hash,
+    data_hash_name="tau2_hash",
 )
 """The retail domain plug-in."""
 

@@ -1,0 +1,46 @@
+"""The ``planbound`` command line.
+
+The command tree is assembled here; each command lives in the module of its concern:
+:mod:`~graph.cli.runs` (runs and threads), :mod:`~graph.cli.data` (domain data and
+databases), :mod:`~graph.cli.demo`, :mod:`~graph.cli.policy`. :mod:`~graph.cli.common`
+holds what they share, :mod:`~graph.cli.answers` turns ``approve`` options into a review
+answer and :mod:`~graph.cli.render` prints outcomes and reports.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from graph.cli import data, demo, policy, runs
+from graph.cli.common import app, db_app, policy_app, print_error
+from graph.errors import USER_ERRORS
+
+__all__ = ["app", "main"]
+
+app.command("seed")(data.seed_cmd)
+app.command("export")(data.export_cmd)
+app.command("run")(runs.run_cmd)
+app.command("approve")(runs.approve_cmd)
+app.command("resume")(runs.resume_cmd)
+app.command("status")(runs.status_cmd)
+app.command("history")(runs.history_cmd)
+app.command("replay")(runs.replay_cmd)
+app.command("rollback")(runs.rollback_cmd)
+app.command("demo")(demo.demo_cmd)
+
+app.add_typer(db_app, name="db")
+db_app.command("init")(data.db_init_cmd)
+db_app.command("prune")(data.db_prune_cmd)
+
+app.add_typer(policy_app, name="policy")
+policy_app.command("explain")(policy.explain_cmd)
+policy_app.command("test")(policy.test_cmd)
+
+
+def main() -> None:
+    """Entry point of the ``planbound`` console script."""
+    try:
+        app()
+    except USER_ERRORS as exc:  # e.g. an unreachable database or a bad setting
+        print_error(str(exc))
+        sys.exit(2)

@@ -1,0 +1,175 @@
+"""Commands on runs: start, answer, continue, inspect, replay and roll back a thread."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from graph.cli import render
+from graph.cli.answers import ApproveFlags, review_answer
+from graph.cli.common import HomeOpt, JsonOpt, UsageError, emit, guarded, home_runner
+from graph.errors import RunError
+
+
+def show(outcome: dict[str, Any], as_json: bool) -> None:
+    """Print a run's outcome: as its JSON object, or as tables."""
+    if as_json:
+        emit(outcome)
+    else:
+        render.outcome(outcome)
+
+
+def run_cmd(
+    request: Annotated[str | None, typer.Argument(help="The request, in words.")] = None,
+    plan_file: Annotated[
+        Path | None, typer.Option("--plan", help="A plan as JSON (steps or τ² actions).")
+    ] = None,
+    thread: Annotated[str | None, typer.Option("--thread", help="Thread id to use.")] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="Who is asking.")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Plan, verify and run a request; stops when a step needs approval."""
+
+    def go() -> dict[str, Any]:
+        if (request is None) == (plan_file is None):
+            raise UsageError("give a REQUEST or --plan FILE (exactly one)")
+        document = None
+        if plan_file is not None:
+            if not plan_file.is_file():
+                raise UsageError(f"--plan {plan_file}: no such file")
+            try:
+                document = json.loads(plan_file.read_text())
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"--plan {plan_file}: not JSON ({exc})") from exc
+        return home_runner(home).start(
+            request=request, explicit_plan=document, thread_id=thread, actor=actor
+        )
+
+    show(guarded(as_json, go, thread_id=thread), as_json)
+
+
+def approve_cmd(
+    thread: Annotated[str, typer.Argument(help="Thread awaiting approval.")],
+    reviewer: Annotated[str, typer.Option("--reviewer", help="Your name (recorded).")] = "",
+    role: Annotated[
+        str, typer.Option("--role", help="Your role: reviewer, supervisor or admin.")
+    ] = "reviewer",
+    all_steps: Annotated[bool, typer.Option("--all", help="Answer every pending step.")] = False,
+    step: Annotated[str | None, typer.Option("--step", help="Answer one step.")] = None,
+    yes: Annotated[bool, typer.Option("--approve", help="Approve.")] = False,
+    edit: Annotated[
+        str | None,
+        typer.Option("--edit", help='New arguments as JSON, e.g. \'{"reason": "..."}\'.'),
+    ] = None,
+    reject: Annotated[str | None, typer.Option("--reject", help="Reject, with a reason.")] = None,
+    payload: Annotated[
+        str | None,
+        typer.Option("--payload", help="A raw human-in-the-loop answer as JSON (advanced)."),
+    ] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a pending review: approve, edit or reject."""
+    flags = ApproveFlags(
+        reviewer=reviewer,
+        role=role,
+        all_steps=all_steps,
+        step=step,
+        approve=yes,
+        edit=edit,
+        reject=reject,
+        payload=payload,
+    )
+    runner = guarded(as_json, lambda: home_runner(home), thread_id=thread)
+
+    def pending() -> list[str]:
+        steps = [str(p["step_id"]) for p in runner.outcome(thread)["pending"]]
+        if not steps:
+            raise RunError(f"thread {thread} is not awaiting approval")
+        return steps
+
+    body = guarded(as_json, lambda: review_answer(flags, pending), thread_id=thread)
+    show(guarded(as_json, lambda: runner.resume(thread, body), thread_id=thread), as_json)
+
+
+def resume_cmd(
+    thread: Annotated[str, typer.Argument(help="Thread that stopped mid-way.")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Continue a run that stopped mid-way (crash, lost connection) from its last checkpoint."""
+    runner = guarded(as_json, lambda: home_runner(home), thread_id=thread)
+    show(guarded(as_json, lambda: runner.proceed(thread), thread_id=thread), as_json)
+
+
+def status_cmd(
+    thread: Annotated[str, typer.Argument(help="Thread id.")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show where a thread stands."""
+    runner = home_runner(home)
+    show(guarded(as_json, lambda: runner.outcome(thread), thread_id=thread), as_json)
+
+
+def history_cmd(
+    thread: Annotated[str, typer.Argument(help="Thread id.")],
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Most checkpoints shown.")] = 50,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a thread's checkpoints, newest first."""
+    runner = home_runner(home)
+
+    def rows() -> list[dict[str, Any]]:
+        found = []
+        for row in runner.history(thread):
+            found.append(row)
+            if len(found) >= limit:
+                break
+        return found
+
+    found = guarded(as_json, rows, thread_id=thread)
+    if as_json:
+        emit({"thread_id": thread, "checkpoints": found})
+    else:
+        render.history(thread, found)
+
+
+def replay_cmd(
+    thread: Annotated[str, typer.Argument(help="Thread id.")],
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="Checkpoint id to re-run from.")],
+    live: Annotated[
+        bool,
+        typer.Option("--live", help="Allow writes that never ran (after a new approval)."),
+    ] = False,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-run a thread from a checkpoint; safe mode serves recorded outcomes, calls no writes."""
+    runner = guarded(as_json, lambda: home_runner(home), thread_id=thread)
+    outcome = guarded(
+        as_json, lambda: runner.replay(thread, checkpoint, live=live), thread_id=thread
+    )
+    show(outcome, as_json)
+
+
+def rollback_cmd(
+    thread: Annotated[str, typer.Argument(help="Thread id.")],
+    to: Annotated[str, typer.Option("--to", help="Checkpoint id to roll back to.")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Undo the writes applied after a checkpoint (newest first), then fork back to it."""
+    runner = guarded(as_json, lambda: home_runner(home), thread_id=thread)
+    report = guarded(as_json, lambda: runner.rollback(thread, to), thread_id=thread)
+    if as_json:
+        emit(report)
+    else:
+        render.rollback(thread, to, report)
+    if report["status"] != "rolled_back":
+        raise typer.Exit(1)
