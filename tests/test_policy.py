@@ -1,13 +1,19 @@
 """The Rego policy on the seeded τ² data: a table of compliant plans and violations, approval
-rules, edits and execution-time re-checks, and failing closed."""
+rules, edits and execution-time re-checks, failing closed, the OPA client, settings, and the
+Rego unit-test runner."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.server
 import json
+import re
 import threading
-from collections.abc import Iterator
+import time
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +32,24 @@ from guards.errors import DecisionInvalid
 from guards.facts import resolve_facts
 from guards.judgement import StepReview
 from guards.plan import ancestors
-from guards.policy import OpaEngine, Policy, PolicyBundle, RegoEngine, load_policy, run_tests
-from tools.retail import RetailDB, export, load_shipped, seed
+from guards.policy import (
+    OpaEngine,
+    Policy,
+    PolicyBundle,
+    PolicyConfig,
+    PolicyDecision,
+    PolicyError,
+    Requirement,
+    Violation,
+    load_policy,
+    run_tests,
+)
+from tools.catalog import Catalog
+from tools.retail import RetailDB, build_catalog, export, load_shipped, seed
 from tools.retail import tools as T
 
 DATA = load_shipped()
+PACKAGE = "planbound.retail"
 
 FATIMA = "fatima.anderson1447@example.com"  # paypal_7916550 only
 F_PENDING = "#W2974929"  # 182.03, item 3877188862 (product 1968349452)
@@ -434,6 +453,21 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         {"items.same_product"},
     ),
     (
+        "modify to an item that does not exist",
+        [
+            who(),
+            swap(
+                "modify_pending_order_items",
+                F_PENDING,
+                ["3877188862"],
+                ["0000000000"],
+                "paypal_7916550",
+            ),
+        ],
+        "deny",
+        {"items.exists"},
+    ),
+    (
         "modify to an unavailable item",
         [
             who(),
@@ -611,9 +645,13 @@ def _fired(report: dict[str, Any]) -> set[str]:
     return rules
 
 
-def test_the_table_is_large_enough() -> None:
-    assert len(CASES) >= 40
-    assert sum(1 for c in CASES if c[2] == "deny") >= 25
+def test_the_table_covers_every_rule_of_the_shipped_policy() -> None:
+    """Each deny and approval rule of the retail policy is fired by at least one row."""
+    text = dict(PolicyBundle.load().modules)["retail.rego"]
+    rules = set(re.findall(r'violation\(s, "([\w.]+)"', text))
+    rules |= set(re.findall(r'"rule": "([\w.]+)"', text))
+    assert len(rules) >= 25  # the scan itself works: an empty one would pass vacuously
+    assert rules <= set().union(*(c[3] for c in CASES))
 
 
 @pytest.mark.parametrize(("name", "steps", "outcome", "rules"), CASES, ids=[c[0] for c in CASES])
@@ -633,20 +671,25 @@ def test_policy_table(
         assert fired == rules, report
 
 
+DENIED = [c for c in CASES if c[2] == "deny"]
+
+
 @pytest.mark.parametrize(
-    ("name", "steps"),
-    [(c[0], c[1]) for c in CASES if c[2] == "deny"][:12],
-    ids=[c[0] for c in CASES if c[2] == "deny"][:12],
+    ("name", "steps", "rules"), [(c[0], c[1], c[3]) for c in DENIED], ids=[c[0] for c in DENIED]
 )
-def test_violations_are_refused_before_any_side_effect(
-    runner: Runner, stores: Stores, name: str, steps: list[dict[str, Any]]
+def test_every_violation_is_refused_by_its_rule_before_any_side_effect(
+    runner: Runner, stores: Stores, name: str, steps: list[dict[str, Any]], rules: set[str]
 ) -> None:
     before = export(stores.domain)
     out = runner.start(explicit_plan={"goal": name, "steps": steps})
-    assert out["status"] == "refused"
-    assert out["results"] == []
+    assert out["status"] == "refused", out
+    assert out["verdict"]["outcome"] == "deny"
+    reasons = out["verdict"]["reasons"]
+    named = {m for r in reasons for m in re.findall(r"\[([\w.]+)\]$", r)}
+    assert all(re.search(r"\[[\w.]+\]$", r) for r in reasons), reasons
+    assert rules <= named, reasons  # the row's deny rule fired
     assert out["verdict"]["facts_hash"]
-    assert all("[" in r and "]" in r for r in out["verdict"]["reasons"])  # each names its rule
+    assert out["results"] == []  # no step ran
     assert Ledger(stores.domain).rows(out["decision_id"]) == []
     assert export(stores.domain) == before
 
@@ -686,6 +729,94 @@ def test_a_failing_rego_test_fails_the_command(tmp_path: Path) -> None:
     out = CliRunner().invoke(app, ["policy", "test", "--dir", str(tmp_path), "--json"])
     assert out.exit_code == 1
     assert json.loads(out.stdout)["failed"] == 1
+
+
+FORMS_TEST = """package planbound.forms_test
+
+import rego.v1
+
+import data.planbound.retail
+
+test_if_passes if { "admin" in retail.supervisor_roles }
+
+test_if_fails if { "reviewer" in retail.supervisor_roles }
+
+test_assign_passes := count(retail.cancel_reasons) == 2
+
+test_assign_fails := count(retail.cancel_reasons) == 3
+
+test_bare_passes { 1 == 1 }
+
+test_bare_fails { 1 == 2 }
+
+test_contains_holds contains role if { some role in retail.supervisor_roles }
+
+test_contains_empty contains role if { some role in retail.supervisor_roles; role == "x" }
+
+test_cases_pass[tool] if { some tool in retail.delivered_only }
+
+test_cases_fail[tool] := tool in retail.pending_only if { some tool in retail.item_swaps }
+
+test_with_args(x) if { x == 1 }
+
+test_twice if { 1 == 1 }
+
+test_twice if { 1 == 2 }
+"""
+
+SET_TEST = "a set (a `contains` rule) never passes: write `test_... if { ... }`"
+UNDEFINED = "undefined (its body did not hold)"
+
+# Each rule form, passing and failing; a rule the old `^(test_\w+)\s+if\b` scan found is
+# marked. A test passes as under `opa test`: true, or every named case true.
+FORM_OUTCOMES = {
+    "test_if_passes": None,  # found by the old scan
+    "test_if_fails": UNDEFINED,  # found by the old scan
+    "test_assign_passes": None,
+    "test_assign_fails": "evaluated to False, not true",
+    "test_bare_passes": None,
+    "test_bare_fails": UNDEFINED,
+    # A set is never a passing test: a failing member would just be missing from it.
+    "test_contains_holds": SET_TEST,
+    "test_contains_empty": SET_TEST,
+    "test_cases_pass": None,
+    "test_cases_fail": "cases not true: exchange_delivered_order_items",
+    "test_with_args": "a test takes no arguments",
+    # Two bodies are alternatives: the one that holds would hide the one that fails.
+    "test_twice": "defined 2 times: give each body its own test name",
+}
+
+
+def _bundle_with_tests(folder: Path, tests: str) -> Path:
+    for name, text in PolicyBundle.load().modules:
+        (folder / name).write_text(text)
+    (folder / "forms_test.rego").write_text(tests)
+    return folder
+
+
+def test_every_form_of_test_rule_is_found_and_judged(tmp_path: Path) -> None:
+    results = run_tests(PolicyBundle.load(_bundle_with_tests(tmp_path, FORMS_TEST)))
+    assert [r.name for r in results] == list(FORM_OUTCOMES)  # all found, in source order
+    assert {r.module for r in results} == {"forms_test.rego"}
+    assert {r.name: r.error for r in results} == FORM_OUTCOMES
+    passed = {r.name for r in results if r.passed}
+    assert passed == {n for n, error in FORM_OUTCOMES.items() if error is None}
+
+
+def test_a_failing_test_of_any_form_fails_the_command(tmp_path: Path) -> None:
+    folder = _bundle_with_tests(tmp_path, FORMS_TEST)
+    out = CliRunner().invoke(app, ["policy", "test", "--dir", str(folder), "--json"])
+    assert out.exit_code == 1
+    report = json.loads(out.stdout)
+    failing = sorted(n for n, error in FORM_OUTCOMES.items() if error is not None)
+    assert sorted(t["name"] for t in report["tests"] if not t["passed"]) == failing
+    assert report["failed"] == len(failing)
+
+
+def test_a_test_file_that_does_not_compile_is_an_error(tmp_path: Path) -> None:
+    folder = _bundle_with_tests(tmp_path, "package planbound.forms_test\n\ntest_x if {\n")
+    with pytest.raises(PolicyError, match="forms_test.rego does not compile"):
+        run_tests(PolicyBundle.load(folder))
 
 
 # Approval rules -----------------------------------------------------------------------------
@@ -822,15 +953,20 @@ def test_a_step_that_became_violating_while_waiting_is_not_run(fresh: Runner) ->
 # Failing closed -----------------------------------------------------------------------------
 
 
+@functools.cache
+def _catalog() -> Catalog:
+    return build_catalog()
+
+
 def _plan_input(stores: Stores, policy: Policy, steps: list[dict[str, Any]]) -> dict[str, Any]:
     plan = parse_plan_document({"steps": steps})
-    facts = resolve_facts(plan, services.catalog(), stores.domain, stores.lock)
-    return policy.input_for(plan, services.catalog(), facts, ancestors(plan), "ann")
+    facts = resolve_facts(plan, _catalog(), stores.domain, stores.lock)
+    return policy.input_for(plan, _catalog(), facts, ancestors(plan), "ann")
 
 
 def test_a_broken_policy_file_denies(stores: Stores, tmp_path: Path) -> None:
     (tmp_path / "retail.rego").write_text("package planbound.retail\n\ndecision := {\n")
-    policy = load_policy(tmp_path)
+    policy = load_policy(tmp_path, package=PACKAGE)
     decision = policy.decide(_plan_input(stores, policy, [who(), cancel()]))
     assert [v.rule for v in decision.deny] == ["policy.error"]
     assert "retail.rego does not compile" in decision.deny[0].reason
@@ -840,19 +976,16 @@ def test_a_broken_policy_file_refuses_the_run(
     stores: Stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "retail.rego").write_text("package planbound.retail\n\ndecision := 1 +\n")
-    monkeypatch.setenv("PLANBOUND_POLICY_DIR", str(tmp_path))
-    services.policy.cache_clear()
-    try:
-        out = Runner(stores).start(explicit_plan={"steps": [who(), cancel()]})
-    finally:
-        monkeypatch.delenv("PLANBOUND_POLICY_DIR")
-        services.policy.cache_clear()
+    broken = load_policy(tmp_path, package=PACKAGE)
+    monkeypatch.setattr(services, "policy", lambda: broken)  # what the graph's nodes ask for
+    out = Runner(stores).start(explicit_plan={"steps": [who(), cancel()]})
     assert out["status"] == "refused"
     assert "policy.error" in out["error"]
+    assert out["verdict"]["policy_version"] == broken.version
 
 
 def test_an_unreachable_opa_denies(stores: Stores) -> None:
-    policy = load_policy(opa_url="http://127.0.0.1:9")
+    policy = load_policy(package=PACKAGE, opa_url="http://127.0.0.1:9")
     decision = policy.decide(_plan_input(stores, policy, [who(), cancel()]))
     assert [v.rule for v in decision.deny] == ["policy.error"]
     assert "unreachable" in decision.deny[0].reason
@@ -864,28 +997,99 @@ def _review() -> StepReview:
     return StepReview(step_id="w", reason="x", requirements=[{"rule": "r", "roles": ["reviewer"]}])
 
 
+@dataclass
+class FakeEngine:
+    """An engine that answers (or raises) what a test tells it to."""
+
+    answer: Any = None
+    error: Exception | None = None
+    package: str = PACKAGE
+    asked: list[str] = field(default_factory=list)
+
+    def query(self, rule: str, document: Mapping[str, Any]) -> Any:
+        self.asked.append(rule)
+        if self.error is not None:
+            raise self.error
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ([], "the decision is not an object"),
+        ({"needs_approval": []}, "the decision has no 'deny'"),
+        ({"deny": [], "needs_approval": True}, "needs_approval is not a set"),
+        ({"deny": [{"step": "w", "rule": "r"}], "needs_approval": []}, "lacks reason"),
+        (
+            {"deny": [], "needs_approval": [{"step": "w", "rule": "r", "reason": "x"}]},
+            "roles is not a set",
+        ),
+    ],
+)
+def test_a_malformed_decision_denies(answer: Any, problem: str) -> None:
+    policy = Policy(bundle=PolicyBundle.load(), engine=FakeEngine(answer=answer))
+    decision = policy.decide({})
+    assert [v.rule for v in decision.deny] == ["policy.error"]
+    assert "malformed policy decision" in decision.deny[0].reason
+    assert problem in decision.deny[0].reason
+
+
+def test_a_malformed_approval_answer_refuses_the_approval() -> None:
+    policy = Policy(bundle=PolicyBundle.load(), engine=FakeEngine(answer=False))
+    denied = policy.approval_denied(_review(), "high", "bo", ["reviewer"], "ann")
+    assert len(denied) == 1 and "could not be checked" in denied[0]
+
+
+def test_a_programming_error_is_not_turned_into_a_deny() -> None:
+    engine = FakeEngine(error=RuntimeError("a bug"))
+    policy = Policy(bundle=PolicyBundle.load(), engine=engine)
+    with pytest.raises(RuntimeError, match="a bug"):
+        policy.decide({})
+    with pytest.raises(RuntimeError, match="a bug"):
+        policy.approval_denied(_review(), "high", "bo", ["reviewer"], "ann")
+    engine.error = PolicyError("the engine failed")
+    assert policy.decide({}).deny == (Violation("plan", "policy.error", "the engine failed"),)
+
+
+# The OPA client -----------------------------------------------------------------------------
+# No OPA server can be installed here. The stub below answers as OPA's REST data API does
+# (``POST /v1/data/<package path>/<rule>`` with ``{"input": ...}``, answering
+# ``{"result": ...}``, ``{}`` when the rule is undefined, ``{"code", "message"}`` on errors),
+# with canned answers. The tests prove the client side only: the request's path and body,
+# how each kind of answer and failure is mapped, and that the decision the server returns
+# is the one used. They do not prove that OPA evaluates the retail bundle as regopy does.
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b"{}"
+    content_type: str = "application/json"
+    delay_s: float = 0.0
+
+
+@dataclass
+class OpaStub:
+    url: str
+    reply: Reply = field(default_factory=Reply)
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
+
+
 @pytest.fixture
-def opa_stub() -> Iterator[str]:
-    """A small stand-in for OPA's ``POST /v1/data/<path>`` that evaluates the bundle."""
-    engine = RegoEngine(PolicyBundle.load())
-    lock = threading.Lock()
+def opa_stub() -> Iterator[OpaStub]:
+    stub = OpaStub(url="")
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            rule = self.path.rsplit("/", 1)[-1]
-            if not self.path.startswith("/v1/data/planbound/retail/"):
-                self.send_response(404)
-                self.end_headers()
-                return
-            with lock:
-                result = engine.query(rule, body["input"])
-            data = json.dumps({"result": result}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
+            raw = self.rfile.read(int(self.headers["Content-Length"]))
+            stub.requests.append((self.path, self.headers["Content-Type"], json.loads(raw)))
+            reply = stub.reply
+            time.sleep(reply.delay_s)
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()
-            self.wfile.write(data)
+            self.wfile.write(reply.body)
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -893,19 +1097,155 @@ def opa_stub() -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield stub
     server.shutdown()
+    server.server_close()
 
 
-def test_the_opa_client_decides_like_the_in_process_engine(stores: Stores, opa_stub: str) -> None:
-    local = load_policy()
-    remote = Policy(bundle=local.bundle, engine=OpaEngine(opa_stub), config=local.config)
-    for _, steps, _outcome, _rules in CASES[::6]:
-        document = _plan_input(stores, local, steps)
-        assert remote.decide(document) == local.decide(document)
-    broken = Policy(bundle=local.bundle, engine=OpaEngine(opa_stub + "/nowhere"))
-    decision = broken.decide(_plan_input(stores, local, [who(), cancel()]))
-    assert "HTTP 404" in decision.deny[0].reason
+def _result(value: Any) -> Reply:
+    return Reply(body=json.dumps({"result": value}).encode())
+
+
+def test_the_opa_client_posts_the_input_and_uses_the_servers_decision(
+    stores: Stores, opa_stub: OpaStub
+) -> None:
+    engine = OpaEngine(opa_stub.url, package=PACKAGE)
+    policy = Policy(bundle=PolicyBundle.load(), engine=engine)
+    document = _plan_input(stores, policy, [who(), cancel()])
+    # A decision the shipped policy never gives: only the server can be its source.
+    ask = {"step": "w", "rule": "remote.rule", "reason": "from the server", "roles": ["auditor"]}
+    opa_stub.reply = _result({"deny": [], "needs_approval": [ask]})
+    decision = policy.decide(document)
+    assert decision == PolicyDecision(
+        needs_approval=(Requirement("w", "remote.rule", "from the server", ("auditor",)),)
+    )
+    assert opa_stub.requests == [
+        ("/v1/data/planbound/retail/decision", "application/json", {"input": document})
+    ]
+    opa_stub.reply = _result(["no: not on duty"])
+    assert policy.approval_denied(_review(), "high", "bo", ["reviewer"], "ann") == [
+        "no: not on duty"
+    ]
+    path, _, body = opa_stub.requests[-1]
+    assert path == "/v1/data/planbound/retail/approval_denied"
+    assert body["input"]["approval"]["reviewer"] == {"id": "bo", "roles": ["reviewer"]}
+    opa_stub.reply = _result([])
+    assert policy.approval_denied(_review(), "high", "bo", ["reviewer"], "ann") == []
+    engine.close()
+    # The package decides the path.
+    other = OpaEngine(opa_stub.url + "/", package="acme.shop")
+    opa_stub.reply = _result(True)
+    assert other.query("decision", {"a": 1}) is True
+    assert opa_stub.requests[-1][0] == "/v1/data/acme/shop/decision"
+    other.close()
+
+
+OPA_FAILURES = [
+    (
+        Reply(404, b'{"code": "resource_not_found", "message": "no such rule"}'),
+        "answered HTTP 404: no such rule",
+    ),
+    (Reply(500, b"boom", "text/plain"), "answered HTTP 500"),
+    (Reply(200, b"<html>", "text/html"), "answered something that is not JSON"),
+    (Reply(200, b"[1]"), "answered JSON that is not an object"),
+    (Reply(200, b"{}"), "data.planbound.retail.decision is undefined"),
+    (_result({"deny": "everything"}), "malformed policy decision"),
+    (Reply(200, b"{}", delay_s=0.6), "is unreachable: no answer within 0.2s"),
+]
+
+
+@pytest.mark.parametrize(("reply", "message"), OPA_FAILURES, ids=[m for _, m in OPA_FAILURES])
+def test_an_opa_failure_is_a_policy_error_and_denies(
+    opa_stub: OpaStub, reply: Reply, message: str
+) -> None:
+    opa_stub.reply = reply
+    engine = OpaEngine(opa_stub.url, package=PACKAGE, timeout_s=0.2)
+    policy = Policy(bundle=PolicyBundle.load(), engine=engine)
+    decision = policy.decide({"plan": {}})
+    assert [v.rule for v in decision.deny] == ["policy.error"]
+    assert message in decision.deny[0].reason
+    if "malformed" not in message:  # the engine itself raises, naming the endpoint
+        with pytest.raises(PolicyError, match=f"OPA at {re.escape(opa_stub.url)}/v1/data/"):
+            engine.query("decision", {})
+    engine.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://127.0.0.1:8181", "file:///tmp/opa", "127.0.0.1:8181", "http://", "unix:/x"]
+)
+def test_an_opa_url_that_is_not_http_is_refused(url: str) -> None:
+    with pytest.raises(PolicyError, match="OPA URL"):
+        load_policy(package=PACKAGE, opa_url=url)
+
+
+# Settings, loading and versions -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "field_name"),
+    [
+        ({"amount_threshold": float("nan")}, "amount_threshold"),
+        ({"amount_threshold": float("inf")}, "amount_threshold"),
+        ({"amount_threshold": -1.0}, "amount_threshold"),
+        ({"amount_threshold": "1000"}, "amount_threshold"),
+        ({"max_write_steps": 0}, "max_write_steps"),
+        ({"max_write_steps": 2.5}, "max_write_steps"),
+        ({"max_write_steps": True}, "max_write_steps"),
+    ],
+)
+def test_a_policy_setting_out_of_range_is_refused(
+    settings: dict[str, Any], field_name: str
+) -> None:
+    with pytest.raises(PolicyError, match=f"^{field_name} must be"):
+        PolicyConfig(**settings)
+
+
+def test_the_settings_reach_the_policy(stores: Stores) -> None:
+    policy = load_policy(package=PACKAGE, config=PolicyConfig(amount_threshold=100.0))
+    document = _plan_input(stores, policy, [who(), cancel()])  # an order of 182.03
+    assert document["config"] == {"amount_threshold": 100.0, "max_write_steps": 3}
+    rules = {r.rule for r in policy.decide(document).needs_approval}
+    assert rules == {"writes.need_approval", "operator.amount_threshold"}
+    zero = PolicyConfig(amount_threshold=0, max_write_steps=1)  # the bounds themselves pass
+    assert (zero.amount_threshold, zero.max_write_steps) == (0, 1)
+
+
+def test_a_bad_package_name_is_refused() -> None:
+    with pytest.raises(PolicyError, match="not a Rego package name"):
+        load_policy(package="planbound/retail")
+
+
+def test_the_package_comes_from_the_caller(stores: Stores, tmp_path: Path) -> None:
+    text = dict(PolicyBundle.load().modules)["retail.rego"]
+    (tmp_path / "shop.rego").write_text(
+        text.replace("package planbound.retail", "package acme.shop")
+    )
+    policy = load_policy(tmp_path, package="acme.shop")
+    rules = {
+        r.rule for r in policy.decide(_plan_input(stores, policy, [who(), cancel()])).needs_approval
+    }
+    assert rules == {"writes.need_approval"}
+    wrong = load_policy(tmp_path, package=PACKAGE)
+    decision = wrong.decide(_plan_input(stores, wrong, [who(), cancel()]))
+    assert [v.rule for v in decision.deny] == ["policy.error"]
+
+
+def test_a_bundle_loads_from_a_resource_folder(tmp_path: Path) -> None:
+    shipped = PolicyBundle.load()
+    archive = tmp_path / "policies.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, text in (*shipped.modules, *shipped.tests):
+            zf.writestr(f"policies/{name}", text)
+        zf.writestr("policies/README.md", "not a module")
+    bundle = PolicyBundle.load(zipfile.Path(archive, "policies/"))
+    assert (bundle.modules, bundle.tests) == (shipped.modules, shipped.tests)
+    assert bundle.version == shipped.version
+    with pytest.raises(PolicyError, match="does not exist"):
+        PolicyBundle.load(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PolicyError, match="holds no .rego policy module"):
+        PolicyBundle.load(tmp_path / "empty")
 
 
 def test_policy_version_is_the_bundle_hash_and_pinned(fresh: Runner) -> None:

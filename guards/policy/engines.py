@@ -89,15 +89,17 @@ class CompiledRule:
         package: The rule's package, e.g. ``planbound.retail_test``.
         name: The rule's name.
         module: The file that defines it.
-        row: The line of its first statement (orders rules as written).
+        line: The line where it starts (orders rules as written).
         arity: How many arguments it takes (0 for a rule that is not a function).
+        definitions: How many bodies define it (``default`` and ``else`` not counted).
     """
 
     package: str
     name: str
     module: str
-    row: int
+    line: int
     arity: int
+    definitions: int
 
 
 def _first_location(node: Any) -> tuple[int, int] | None:
@@ -117,27 +119,43 @@ def _first_location(node: Any) -> tuple[int, int] | None:
     return None
 
 
+def _planned_rule(func: dict[str, Any], files: list[str]) -> CompiledRule:
+    """Describe the rule one planned function computes."""
+    name = func.get("name")
+    where = _first_location(func.get("blocks"))
+    if where is None or not 0 <= where[0] < len(files):
+        raise PolicyError(f"the compiled policy plan does not say where {name} is defined")
+    path = [str(p) for p in func["path"][1:]]
+    blocks = func.get("blocks") or []
+    return CompiledRule(
+        package=".".join(path[:-1]),
+        name=path[-1],
+        module=files[where[0]],
+        line=where[1] + 1,  # the plan counts rows from 0
+        # the parameters are the input and data documents, then one per argument
+        arity=max(len(func.get("params", [])) - 2, 0),
+        # each body of the rule is one block statement at the top of its function
+        definitions=sum(
+            1 for b in blocks for st in b.get("stmts", []) if st.get("type") == "BlockStmt"
+        ),
+    )
+
+
 def _planned_rules(plan: Any) -> list[CompiledRule]:
     """Read the rules out of a compiled plan (OPA's intermediate representation)."""
     try:
-        files = [f["value"] for f in plan["static"]["files"]]
-        funcs = plan["funcs"]["funcs"]
+        files = [str(f["value"]) for f in plan["static"]["files"]]
+        funcs = [f for f in plan["funcs"]["funcs"] if isinstance(f, dict)]
     except (KeyError, TypeError) as exc:
         raise PolicyError(f"the compiled policy plan has an unexpected shape: {exc!r}") from None
-    rules: dict[tuple[str, ...], CompiledRule] = {}
+    rules: dict[tuple[str, str], CompiledRule] = {}
     for func in funcs:
-        path = func.get("path") if isinstance(func, dict) else None
+        path = func.get("path")
         if not isinstance(path, list) or len(path) < 3 or "$" in "".join(map(str, path)):
-            continue  # compiler-made functions (queries, `with` copies) have no data path
-        where = _first_location(func.get("blocks"))
-        if where is None or not 0 <= where[0] < len(files):
-            continue
-        key = tuple(str(p) for p in path[1:])
-        # params are the input and data documents, then one per argument.
-        arity = max(len(func.get("params", [])) - 2, 0)
-        rule = CompiledRule(".".join(key[:-1]), key[-1], files[where[0]], where[1], arity)
-        rules.setdefault(key, rule)
-    return sorted(rules.values(), key=lambda r: (r.module, r.row, r.name))
+            continue  # compiler-made functions (the query) have no data path
+        rule = _planned_rule(func, files)
+        rules.setdefault((rule.package, rule.name), rule)  # `with` makes copies, g1, g2...
+    return sorted(rules.values(), key=lambda r: (r.module, r.line, r.name))
 
 
 class RegoModules:
@@ -177,16 +195,20 @@ class RegoModules:
         """
         interp = self.interpreter()
         try:
-            return interp.build(query, list(entrypoints))
+            bundle = interp.build(query, list(entrypoints))
         except _rego_failures() as exc:
             raise PolicyError(f"the policy does not build: {_rego_error(exc)}") from None
+        if not bundle.ok():  # like a failed output, a failed bundle is not inspected
+            raise PolicyError("the policy does not build")
+        return bundle
 
     def rules(self) -> list[CompiledRule]:
         """Return every rule the compiler planned, in file and line order.
 
-        The compiled bundle is saved in its JSON form, whose ``plan.json`` is OPA's
-        intermediate representation: each rule is a function with its data path and the
-        file and line of its statements.
+        regopy has no call that lists rules (no parser or AST access; a bundle's node is
+        opaque), so the compiled bundle is saved in its JSON form, whose ``plan.json`` is
+        OPA's intermediate representation: each rule is a function with its data path,
+        its parameters, one block per body, and the file and line of its statements.
 
         Raises:
             PolicyError: the modules do not compile, or the plan cannot be read.

@@ -9,7 +9,10 @@ A test passes as under ``opa test``: its value is ``true``, or, for a rule of na
 (``test_x[name] if {...}``), every case is ``true``. Anything else fails with the reason:
 an undefined or false rule, another value, a set (a ``contains`` rule is never a test that
 passes; one failing member would just be missing from it), a rule with arguments, or an
-evaluation error.
+evaluation error. A test name defined by several bodies fails too: the bodies are
+alternatives, so one that holds would hide one that does not (``opa test`` runs them
+apart). A named case whose body does not hold is absent rather than false, so it cannot
+be reported; give such cases a value (``test_x[name] := ok if {...}``).
 """
 
 from __future__ import annotations
@@ -88,5 +91,8 @@ def run_tests(bundle: PolicyBundle) -> list[RegoTest]:
             outcomes.append(RegoTest(rule.module, rule.name, False, str(exc)))
             continue
         error = _failure(value) if defined else "undefined (its body did not hold)"
+        if error is None and rule.definitions > 1 and not isinstance(value, dict):
+            # the bodies are alternatives: one that holds would hide one that fails
+            error = f"defined {rule.definitions} times: give each body its own test name"
         outcomes.append(RegoTest(rule.module, rule.name, error is None, error))
     return outcomes
