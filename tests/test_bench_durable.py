@@ -87,6 +87,8 @@ def test_the_breakdown_accounts_for_the_decision(run: Run) -> None:
         assert data[f"{STARTED}|{SAVER}"] > 0
     tool_wait = f"{LOOP}|{WAITS_BY[ENGINE]}"
     assert pb[tool_wait] > 0 and tool_wait not in raw
+    assert pb[f"{LOOP}|SQL issued by {LEDGER}"] > 0
+    assert not any(LEDGER in k for k in raw)
     assert pb[f"{LOOP}|{POLICY_ENGINE}"] > 0
     assert not any(POLICY_ENGINE in k for k in raw)
 

@@ -6,9 +6,11 @@ the checkpoints), each with its own ``cProfile.Profile`` installed through
 ``threading.setprofile``. Threads that already exist are not profiled: the engine's
 long-lived tool threads show on the loop thread as the engine's wait for the tool call.
 
-:func:`attribute` turns the merged ``pstats`` into self time per component. A function
+:class:`Attribution` turns the merged ``pstats`` into self time per component. A function
 belongs to the component of the file it is defined in (``langgraph/checkpoint/postgres``,
-``psycopg``, ``regopy``, planbound's packages, ...). Standard-library and built-in
+``regopy``, planbound's packages, ...); the time spent in psycopg (the server's answers
+included) and the domain connection is charged as ``SQL issued by`` the component that
+issued the statement. Standard-library and built-in
 functions have no component of their own: their self time goes to their nearest caller
 that has one, split by the callers' share of the time (as ``gprof`` does). Blocking waits
 (lock acquires, sleeps, queue gets) are kept apart and named by who waits: the engine
@@ -53,12 +55,12 @@ STARTED = "threads the run started"
 
 SAVER = "checkpoint saver (PostgresSaver)"
 SERDE = "state (de)serialization (msgpack)"
-SQL = "psycopg and the server (SQL round trips)"
+SQL = "psycopg"
 POLICY_ENGINE = "policy engine (regopy)"
 LANGGRAPH = "LangGraph loop, langchain-core, langsmith"
 PYDANTIC = "pydantic"
-LEDGER = "ledger (Python)"
-DOMAIN = "domain connection: transactions, queries (Python)"
+LEDGER = "ledger"
+DOMAIN = "domain connection"
 TOOLS = "tool bodies"
 GUARDS = "guards (contracts, policy input, facts)"
 ENGINE = "engine (steps, output hashing)"
@@ -208,21 +210,30 @@ class Attribution:
                 self._owners[file] = next(found, OTHER)
         return self._owners[file]
 
+    def transparent(self, func: Func) -> bool:
+        """Whether ``func`` has no component (stdlib, built-ins): its cost goes to its callers."""
+        return self.owner(func) is None
+
+    def below_issuer(self, func: Func) -> bool:
+        """Whether ``func`` runs SQL for a caller (stdlib, psycopg, the domain connection)."""
+        return self.owner(func) in (None, SQL, DOMAIN)
+
     def callers_share(
-        self, func: Func, see_through: Callable[[Func], bool], first: int
-    ) -> dict[str | None, float]:
+        self, func: Func, see_through: Callable[[Func], bool], first: int, further: int
+    ) -> dict[Func | None, float]:
         """Split ``func`` among its nearest callers that ``see_through`` does not skip.
 
         Args:
             func: The function whose cost is split.
             see_through: Whether a caller passes its share on to its own callers.
             first: Which :data:`Calls` field weighs the direct callers (1: calls,
-                2: self time); further up, callers are weighed by cumulative time.
+                2: self time, 3: cumulative time).
+            further: Which field weighs the callers of a caller seen through.
 
         Returns:
-            Fractions summing to 1 by owner (``None``: no caller left to charge).
+            Fractions summing to 1 by caller (``None``: no caller left to charge).
         """
-        out: dict[str | None, float] = defaultdict(float)
+        out: dict[Func | None, float] = defaultdict(float)
 
         def walk(f: Func, fraction: float, weight: int, path: frozenset[Func]) -> None:
             callers = {c: v for c, v in self.raw[f][4].items() if c not in path and c in self.raw}
@@ -235,47 +246,54 @@ class Attribution:
                 if share <= 0:
                     continue
                 if see_through(caller):
-                    walk(caller, share, 3, path | {caller})
+                    walk(caller, share, further, path | {caller})
                 else:
-                    out[self.owner(caller)] += share
+                    out[caller] += share
 
         walk(func, 1.0, first, frozenset({func}))
         return dict(out)
 
+    def _issuer(self, func: Func | None) -> str:
+        owner = self.owner(func) if func is not None else None
+        return owner or UNOWNED
+
     def self_time(self) -> dict[str, float]:
-        """Self seconds per category: components, and blocking waits named by who waits."""
+        """Self seconds per category (see the module docstring).
+
+        Categories are the components; ``SQL issued by <component>`` for psycopg, the
+        server and the domain connection, charged to the component that issued the
+        statement; and blocking waits, named by the component that waits.
+        """
         out: dict[str, float] = defaultdict(float)
         for func, (_cc, _nc, tt, _ct, _callers) in self.raw.items():
             if tt <= 0:
                 continue
-            owner = self.owner(func)
             waits = func[0] == "~" and func[2] in BLOCKING
-            if owner is not None and not waits:
-                out[owner] += tt
-                continue
-            shares = self.callers_share(func, lambda f: self.owner(f) is None, 2)
-            for by, share in shares.items():
-                if waits and by is None:
-                    continue  # a thread pool waiting for work
+            owned: dict[Func | None, float] = (
+                self.callers_share(func, self.transparent, 2, 3)
+                if waits or self.transparent(func)
+                else {func: 1.0}
+            )
+            for by, share in owned.items():
+                owner = self.owner(by) if by is not None else None
                 if waits:
-                    name = WAITS_BY.get(by or "", f"waits in {by}")
+                    if owner is not None:  # else a thread pool waiting for work
+                        out[WAITS_BY.get(owner, f"waits in {owner}")] += tt * share
+                elif by is not None and owner in (SQL, DOMAIN):
+                    for issuer, part in self.callers_share(by, self.below_issuer, 3, 3).items():
+                        out[f"SQL issued by {self._issuer(issuer)}"] += tt * share * part
                 else:
-                    name = by or UNOWNED
-                out[name] += tt * share
+                    out[owner or UNOWNED] += tt * share
         return dict(out)
 
     def statements(self) -> dict[str, float]:
         """Count psycopg ``execute``/``executemany`` calls by the component that issued them."""
         out: dict[str, float] = defaultdict(float)
-
-        def below_the_issuer(f: Func) -> bool:
-            return self.owner(f) in (None, SQL, DOMAIN)
-
         for func, (_cc, nc, _tt, _ct, _callers) in self.raw.items():
             if func[2] not in STATEMENT_CALLS or self.relative(func[0]) != STATEMENT_FILE:
                 continue
-            for by, share in self.callers_share(func, below_the_issuer, 1).items():
-                out[by or UNOWNED] += nc * share
+            for issuer, share in self.callers_share(func, self.below_issuer, 1, 1).items():
+                out[self._issuer(issuer)] += nc * share
         return dict(out)
 
     def label(self, func: Func) -> str:

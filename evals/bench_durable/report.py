@@ -186,7 +186,11 @@ def print_breakdown(console: Console, results: Results, runs: int) -> None:
     )
     for kind in (LOOP, STARTED):
         keys = sorted(
-            {k for k in (*pb, *raw) if k.startswith(kind + "|")},
+            {
+                k
+                for k in (*pb, *raw)
+                if k.startswith(kind + "|") and max(pb.get(k, 0.0), raw.get(k, 0.0)) >= 0.01
+            },
             key=lambda k: max(pb.get(k, 0.0), raw.get(k, 0.0)),
             reverse=True,
         )
