@@ -92,7 +92,7 @@ WAITS_BY = {
     ENGINE: "waits for the tool thread (tool body, hand-off)",
     LANGGRAPH: "waits for the checkpoint save (sync durability)",
     SAVER: "waits for the previous checkpoint save",
-    SQL: "waits for a pool connection",
+    SQL: "waits in psycopg (pool connection, connection lock)",
 }
 """How a blocking wait is named after the component that waits."""
 
