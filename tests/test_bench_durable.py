@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
-from checkpoints.factory import open_stores
 from checkpoints.ledger import Ledger
 from evals.bench_durable import Results, main
 from evals.bench_durable.baseline import FLOOR_TABLE
@@ -31,6 +30,7 @@ from evals.bench_durable.profiling import (
 )
 from evals.bench_durable.workload import PLAN, QUICK, TRANSITIONS
 from graph.runner import Runner
+from graph.services import open_stores
 
 pytestmark = pytest.mark.slow
 

@@ -14,6 +14,7 @@ from checkpoints.db import MIGRATIONS
 from graph.cli import app
 from graph.cli.answers import ApproveFlags, review_answer
 from graph.cli.common import UsageError
+from tools.retail import MIGRATIONS as RETAIL_MIGRATIONS
 from tools.retail import load_shipped, tau2_hash
 
 ORDER = "#W2974929"
@@ -124,9 +125,12 @@ def test_input_errors_exit_non_zero(home: Path, tmp_path: Path) -> None:
 def test_db_init_reports_the_applied_schema_versions(home: Path) -> None:
     code, report = cli(home, "db", "init")
     assert code == 0 and report["backend"] == "sqlite"
-    assert report["schema_versions"] == [version for version, _, _ in MIGRATIONS]
+    assert report["schema_versions"] == {
+        "planbound": [version for version, _, _ in MIGRATIONS],
+        "retail": [version for version, _, _ in RETAIL_MIGRATIONS],
+    }
     code, out, _ = text(home, "db", "init")
-    assert code == 0 and f"sqlite ready; schema versions {report['schema_versions']}" in out
+    assert code == 0 and "sqlite ready; schema versions planbound [1, 2, 3]; retail [1]" in out
 
 
 def test_user_text_is_printed_literally_not_as_markup(home: Path, tmp_path: Path) -> None:

@@ -24,10 +24,11 @@ from typer.testing import CliRunner
 
 from checkpoints.factory import Stores, open_stores
 from checkpoints.ledger import Ledger
-from graph import services
 from graph.cli import app
 from graph.planners.explicit import parse_plan_document
 from graph.runner import Runner
+from graph.services import Services
+from graph.settings import Settings
 from guards.errors import DecisionInvalid
 from guards.facts import resolve_facts
 from guards.judgement import StepReview
@@ -45,7 +46,7 @@ from guards.policy import (
     run_tests,
 )
 from tools.catalog import Catalog
-from tools.retail import RetailDB, build_catalog, export, load_shipped, seed
+from tools.retail import DOMAIN, RetailDB, build_catalog, export, load_shipped, seed
 from tools.retail import tools as T
 
 DATA = load_shipped()
@@ -960,7 +961,7 @@ def _catalog() -> Catalog:
 
 def _plan_input(stores: Stores, policy: Policy, steps: list[dict[str, Any]]) -> dict[str, Any]:
     plan = parse_plan_document({"steps": steps})
-    facts = resolve_facts(plan, _catalog(), stores.domain, stores.lock)
+    facts = resolve_facts(plan, _catalog(), DOMAIN, stores.domain, stores.lock)
     return policy.input_for(plan, _catalog(), facts, ancestors(plan), "ann")
 
 
@@ -977,8 +978,9 @@ def test_a_broken_policy_file_refuses_the_run(
 ) -> None:
     (tmp_path / "retail.rego").write_text("package planbound.retail\n\ndecision := 1 +\n")
     broken = load_policy(tmp_path, package=PACKAGE)
-    monkeypatch.setattr(services, "policy", lambda: broken)  # what the graph's nodes ask for
-    out = Runner(stores).start(explicit_plan={"steps": [who(), cancel()]})
+    judged = Services(Settings.load(home=stores.home), stores=stores)
+    judged.policy = broken  # the policy the graph's nodes judge with
+    out = Runner(services=judged).start(explicit_plan={"steps": [who(), cancel()]})
     assert out["status"] == "refused"
     assert "policy.error" in out["error"]
     assert out["verdict"]["policy_version"] == broken.version

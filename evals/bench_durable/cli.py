@@ -25,7 +25,6 @@ from evals.bench_durable.phases import (
 from evals.bench_durable.report import print_report
 from evals.bench_durable.setup import ADMIN_URI, bench_database, open_seeded, pool_of, redact
 from evals.bench_durable.workload import FULL, QUICK, Settings
-from graph.context import Context
 from graph.runner import Runner
 
 DESCRIPTION = (
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> Results:
         results.pool_max = pool.max_size
         if enable_walinspect(pool) and args.uri is not None:
             stack.callback(drop_walinspect, pool)  # leave a given database as it was
-        runner = Runner(stores, Context(home=home, stores=stores))
+        runner = Runner(stores)
         raw = build_raw_graph(stores)
         results.server = server_settings(pool)
         load_before = os.getloadavg()[0]

@@ -35,7 +35,6 @@ from evals.bench_durable.workload import (
     invoke_only,
     run_decision,
 )
-from graph.context import Context
 from graph.runner import Runner
 
 PROFILE_TOP = 15
@@ -165,7 +164,7 @@ def measure_throughput(
             job = functools.partial(run_raw, graph)
             jobs.append((job if warm else _nothing, job))
         else:
-            runner = Runner(stores, Context(home=str(stores.home), stores=stores))
+            runner = Runner(stores)
             # Judging the plan once builds this thread's Rego interpreter (one per thread).
             prime = functools.partial(runner.explain, PLAN, ACTOR) if warm else _nothing
             jobs.append((prime, functools.partial(run_decision, runner)))

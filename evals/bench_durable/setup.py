@@ -16,7 +16,8 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from checkpoints.db import PostgresDomain
-from checkpoints.factory import Stores, open_stores
+from checkpoints.factory import Stores
+from graph.services import open_stores
 from tools.retail import load_shipped, seed
 
 ADMIN_URI = os.environ.get("PLANBOUND_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -63,7 +64,7 @@ def bench_database(uri: str | None, admin_uri: str) -> Iterator[str]:
 def open_seeded(home: Path, uri: str) -> Stores:
     """Open planbound's stores on ``uri`` and (re-)seed the retail domain."""
     stores = open_stores(home, uri=uri)
-    with stores.lock:
+    with stores.lock, stores.domain.transaction(write=True):
         seed(stores.domain, load_shipped())
     return stores
 

@@ -49,12 +49,16 @@ def seed_cmd(
             data = json.loads(source.read_text())
         except json.JSONDecodeError as exc:
             raise UsageError(f"--from {source}: not JSON ({exc})") from exc
-        if not isinstance(data, dict):
-            raise UsageError(f"--from {source}: expected a JSON object")
         return data
 
+    def replace() -> dict[str, int]:
+        try:
+            return services.seed(data)
+        except ValueError as exc:
+            raise UsageError(f"--from {source or 'shipped data'}: {exc}") from exc
+
     data = guarded(as_json, load)
-    counts = guarded(as_json, lambda: services.seed(data))
+    counts = guarded(as_json, replace)
     stores = services.stores
     where = "PostgreSQL" if stores.backend == "postgres" else str(domain_path(stores.home))
     summary: dict[str, Any] = {"home": str(stores.home), "backend": stores.backend, **counts}

@@ -133,7 +133,10 @@ def validate_db(data: Any) -> None:
         ValueError: naming the first table, record and field that is wrong.
     """
     if not isinstance(data, dict):
-        raise ValueError("the data must be a JSON object with products, users and orders")
+        raise ValueError(
+            "the data must be a JSON object with the tables products, users and orders"
+            f" (got {type(data).__name__}; missing products, users, orders)"
+        )
     missing = [t for t in _MODELS if t not in data]
     extra = [t for t in data if t not in _MODELS]
     if missing or extra:
