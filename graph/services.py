@@ -163,8 +163,12 @@ class Services:
         with stores.lock:
             return bool(self.store(stores.domain).is_seeded())
 
-    def seed(self, data: dict[str, Any]) -> dict[str, int]:
-        """Replace the domain's records with ``data``, in one transaction."""
+    def seed(self, data: Any) -> dict[str, int]:
+        """Replace the domain's records with ``data``, in one transaction.
+
+        Raises:
+            ValueError: the data is not in the domain's format (the message says why).
+        """
         if self.domain.seed is None:
             raise ConfigError(f"the {self.domain.name} domain cannot be seeded")
         stores = self.stores

@@ -188,7 +188,7 @@ class DomainPlugin:
     templates: Traversable | None = None
     extractors: Mapping[str, SlotExtractor] = field(default_factory=dict)
     mask: Callable[[str], str] = lambda text: text
-    seed: Callable[[Any, dict[str, Any]], dict[str, int]] | None = None
+    seed: Callable[[Any, Any], dict[str, int]] | None = None
     export: Callable[[Any], dict[str, Any]] | None = None
     shipped_data: Callable[[], dict[str, Any]] | None = None
     data_hash: Callable[[dict[str, Any]], str] | None = None

@@ -38,7 +38,7 @@ def seed_cmd(
     services = guarded(as_json, lambda: home_services(home))
     domain = services.domain
 
-    def load() -> dict[str, Any]:
+    def load() -> Any:
         if source is None:
             if domain.shipped_data is None:
                 raise UsageError(f"the {domain.name} domain ships no data: give --from FILE")
@@ -46,10 +46,9 @@ def seed_cmd(
         if not source.is_file():
             raise UsageError(f"--from {source}: no such file")
         try:
-            data = json.loads(source.read_text())
+            return json.loads(source.read_text())
         except json.JSONDecodeError as exc:
             raise UsageError(f"--from {source}: not JSON ({exc})") from exc
-        return data
 
     def replace() -> dict[str, int]:
         try:
