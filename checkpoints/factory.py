@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
@@ -53,8 +53,11 @@ def serializer(allowed_types: Iterable[tuple[str, str]] = ()) -> JsonPlusSeriali
 
 
 def redact(uri: str) -> str:
-    """Hide a password in a URI for messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", uri)
+    """Hide the password of a URI for messages."""
+    parts = urlsplit(uri)
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    return urlunsplit(parts)
 
 
 def pg_connection_kwargs() -> dict[str, Any]:

@@ -230,11 +230,19 @@ carries the run's context (its config and tracing parent) into the thread."""
 
 
 def _call_with_timeout(call: StepCall, store: DomainStore, conn: Domain, timeout_s: float) -> Any:
+    """Call the tool with its timeout; on expiry stop its statement and roll the attempt back.
+
+    The database statement a tool is blocked in is cancelled (``conn.interrupt()``), which
+    ends the call at once. The engine still waits for the tool's thread to return before it
+    rolls back: the connection is in autocommit mode outside the attempt's transaction, so a
+    write issued late by a tool that ignored the interruption would otherwise commit with no
+    ledger record. A tool that never returns therefore holds its step, never the data.
+    """
     future = _TOOL_THREADS.submit(call.entry.tool.invoke, {**call.args, "db": store})
     try:
         return future.result(timeout=timeout_s)
     except concurrent.futures.TimeoutError:
-        conn.interrupt()  # stop its statement; the attempt's transaction is rolled back
+        conn.interrupt()
         concurrent.futures.wait([future])
         raise _Timeout() from None
 

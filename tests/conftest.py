@@ -80,7 +80,6 @@ def mini_catalog() -> Catalog:
                     "1.0.0",
                     "high",
                     "write",
-                    idempotent=False,
                     compensator="restore_before_image",
                     cost=2,
                 ),

@@ -22,12 +22,12 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 from typer.testing import CliRunner
 
-from checkpoints.factory import Stores, open_stores
+from checkpoints.factory import Stores
 from checkpoints.ledger import Ledger
 from graph.cli import app
 from graph.planners.explicit import parse_plan_document
 from graph.runner import Runner
-from graph.services import Services
+from graph.services import Services, open_stores
 from graph.settings import Settings
 from guards.errors import DecisionInvalid
 from guards.facts import resolve_facts
@@ -648,7 +648,7 @@ def _fired(report: dict[str, Any]) -> set[str]:
 
 def test_the_table_covers_every_rule_of_the_shipped_policy() -> None:
     """Each deny and approval rule of the retail policy is fired by at least one row."""
-    text = dict(PolicyBundle.load().modules)["retail.rego"]
+    text = dict(PolicyBundle.load(DOMAIN.policy_dir).modules)["retail.rego"]
     rules = set(re.findall(r'violation\(s, "([\w.]+)"', text))
     rules |= set(re.findall(r'"rule": "([\w.]+)"', text))
     assert len(rules) >= 25  # the scan itself works: an empty one would pass vacuously
@@ -713,7 +713,7 @@ def test_explain_json_and_table(stores: Stores, tmp_path: Path) -> None:
 
 
 def test_policy_unit_tests_pass() -> None:
-    results = run_tests(PolicyBundle.load())
+    results = run_tests(PolicyBundle.load(DOMAIN.policy_dir))
     assert len(results) >= 15
     assert [r.name for r in results if not r.passed] == []
     out = CliRunner().invoke(app, ["policy", "test", "--json"])
@@ -722,7 +722,7 @@ def test_policy_unit_tests_pass() -> None:
 
 
 def test_a_failing_rego_test_fails_the_command(tmp_path: Path) -> None:
-    for name, text in PolicyBundle.load().modules:
+    for name, text in PolicyBundle.load(DOMAIN.policy_dir).modules:
         (tmp_path / name).write_text(text)
     (tmp_path / "broken_test.rego").write_text(
         "package planbound.broken_test\n\nimport rego.v1\n\ntest_wrong if { 1 == 2 }\n"
@@ -789,7 +789,7 @@ FORM_OUTCOMES = {
 
 
 def _bundle_with_tests(folder: Path, tests: str) -> Path:
-    for name, text in PolicyBundle.load().modules:
+    for name, text in PolicyBundle.load(DOMAIN.policy_dir).modules:
         (folder / name).write_text(text)
     (folder / "forms_test.rego").write_text(tests)
     return folder
@@ -987,7 +987,7 @@ def test_a_broken_policy_file_refuses_the_run(
 
 
 def test_an_unreachable_opa_denies(stores: Stores) -> None:
-    policy = load_policy(package=PACKAGE, opa_url="http://127.0.0.1:9")
+    policy = load_policy(DOMAIN.policy_dir, package=PACKAGE, opa_url="http://127.0.0.1:9")
     decision = policy.decide(_plan_input(stores, policy, [who(), cancel()]))
     assert [v.rule for v in decision.deny] == ["policy.error"]
     assert "unreachable" in decision.deny[0].reason
@@ -1029,7 +1029,7 @@ class FakeEngine:
     ],
 )
 def test_a_malformed_decision_denies(answer: Any, problem: str) -> None:
-    policy = Policy(bundle=PolicyBundle.load(), engine=FakeEngine(answer=answer))
+    policy = Policy(bundle=PolicyBundle.load(DOMAIN.policy_dir), engine=FakeEngine(answer=answer))
     decision = policy.decide({})
     assert [v.rule for v in decision.deny] == ["policy.error"]
     assert "malformed policy decision" in decision.deny[0].reason
@@ -1037,14 +1037,14 @@ def test_a_malformed_decision_denies(answer: Any, problem: str) -> None:
 
 
 def test_a_malformed_approval_answer_refuses_the_approval() -> None:
-    policy = Policy(bundle=PolicyBundle.load(), engine=FakeEngine(answer=False))
+    policy = Policy(bundle=PolicyBundle.load(DOMAIN.policy_dir), engine=FakeEngine(answer=False))
     denied = policy.approval_denied(_review(), "high", "bo", ["reviewer"], "ann")
     assert len(denied) == 1 and "could not be checked" in denied[0]
 
 
 def test_a_programming_error_is_not_turned_into_a_deny() -> None:
     engine = FakeEngine(error=RuntimeError("a bug"))
-    policy = Policy(bundle=PolicyBundle.load(), engine=engine)
+    policy = Policy(bundle=PolicyBundle.load(DOMAIN.policy_dir), engine=engine)
     with pytest.raises(RuntimeError, match="a bug"):
         policy.decide({})
     with pytest.raises(RuntimeError, match="a bug"):
@@ -1113,7 +1113,7 @@ def test_the_opa_client_posts_the_input_and_uses_the_servers_decision(
     stores: Stores, opa_stub: OpaStub
 ) -> None:
     engine = OpaEngine(opa_stub.url, package=PACKAGE)
-    policy = Policy(bundle=PolicyBundle.load(), engine=engine)
+    policy = Policy(bundle=PolicyBundle.load(DOMAIN.policy_dir), engine=engine)
     document = _plan_input(stores, policy, [who(), cancel()])
     # A decision the shipped policy never gives: only the server can be its source.
     ask = {"step": "w", "rule": "remote.rule", "reason": "from the server", "roles": ["auditor"]}
@@ -1163,7 +1163,7 @@ def test_an_opa_failure_is_a_policy_error_and_denies(
 ) -> None:
     opa_stub.reply = reply
     engine = OpaEngine(opa_stub.url, package=PACKAGE, timeout_s=0.2)
-    policy = Policy(bundle=PolicyBundle.load(), engine=engine)
+    policy = Policy(bundle=PolicyBundle.load(DOMAIN.policy_dir), engine=engine)
     decision = policy.decide({"plan": {}})
     assert [v.rule for v in decision.deny] == ["policy.error"]
     assert message in decision.deny[0].reason
@@ -1178,7 +1178,7 @@ def test_an_opa_failure_is_a_policy_error_and_denies(
 )
 def test_an_opa_url_that_is_not_http_is_refused(url: str) -> None:
     with pytest.raises(PolicyError, match="OPA URL"):
-        load_policy(package=PACKAGE, opa_url=url)
+        load_policy(DOMAIN.policy_dir, package=PACKAGE, opa_url=url)
 
 
 # Settings, loading and versions -------------------------------------------------------------
@@ -1204,7 +1204,9 @@ def test_a_policy_setting_out_of_range_is_refused(
 
 
 def test_the_settings_reach_the_policy(stores: Stores) -> None:
-    policy = load_policy(package=PACKAGE, config=PolicyConfig(amount_threshold=100.0))
+    policy = load_policy(
+        DOMAIN.policy_dir, package=PACKAGE, config=PolicyConfig(amount_threshold=100.0)
+    )
     document = _plan_input(stores, policy, [who(), cancel()])  # an order of 182.03
     assert document["config"] == {"amount_threshold": 100.0, "max_write_steps": 3}
     rules = {r.rule for r in policy.decide(document).needs_approval}
@@ -1215,11 +1217,11 @@ def test_the_settings_reach_the_policy(stores: Stores) -> None:
 
 def test_a_bad_package_name_is_refused() -> None:
     with pytest.raises(PolicyError, match="not a Rego package name"):
-        load_policy(package="planbound/retail")
+        load_policy(DOMAIN.policy_dir, package="planbound/retail")
 
 
 def test_the_package_comes_from_the_caller(stores: Stores, tmp_path: Path) -> None:
-    text = dict(PolicyBundle.load().modules)["retail.rego"]
+    text = dict(PolicyBundle.load(DOMAIN.policy_dir).modules)["retail.rego"]
     (tmp_path / "shop.rego").write_text(
         text.replace("package planbound.retail", "package acme.shop")
     )
@@ -1234,7 +1236,7 @@ def test_the_package_comes_from_the_caller(stores: Stores, tmp_path: Path) -> No
 
 
 def test_a_bundle_loads_from_a_resource_folder(tmp_path: Path) -> None:
-    shipped = PolicyBundle.load()
+    shipped = PolicyBundle.load(DOMAIN.policy_dir)
     archive = tmp_path / "policies.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for name, text in (*shipped.modules, *shipped.tests):
@@ -1252,7 +1254,7 @@ def test_a_bundle_loads_from_a_resource_folder(tmp_path: Path) -> None:
 
 def test_policy_version_is_the_bundle_hash_and_pinned(fresh: Runner) -> None:
     runner = fresh
-    bundle = PolicyBundle.load()
+    bundle = PolicyBundle.load(DOMAIN.policy_dir)
     digest = hashlib.sha256()
     for name, text in bundle.modules:
         digest.update(name.encode() + b"\0" + text.encode() + b"\0")

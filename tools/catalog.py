@@ -39,7 +39,6 @@ class ToolSpec:
         effect: ``read`` tools never change the domain; ``write`` tools do.
         timeout_s: Wall-clock limit for one attempt.
         retries: Extra attempts after a transient failure (the engine owns retries).
-        idempotent: Whether repeating a successful call leaves the same state.
         compensator: Name of the compensation strategy, or ``None`` if irreversible.
         cost: Estimated cost units of one call, for budgets.
         output: Pydantic model of the output, or ``str``/``dict`` for plain values.
@@ -51,7 +50,6 @@ class ToolSpec:
     effect: Effect
     timeout_s: float = 5.0
     retries: int = 2
-    idempotent: bool = True
     compensator: str | None = None
     cost: float = 1.0
     output: type[Any] = str
@@ -71,7 +69,6 @@ class ToolSpec:
             "effect": self.effect,
             "timeout_s": self.timeout_s,
             "retries": self.retries,
-            "idempotent": self.idempotent,
             "compensator": self.compensator,
             "cost": self.cost,
             "output": output_schema,

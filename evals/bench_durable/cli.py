@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from checkpoints.factory import redact
 from evals.bench_durable.baseline import build_raw_graph, drop_floor_table
 from evals.bench_durable.pgstats import drop_walinspect, enable_walinspect, server_settings
 from evals.bench_durable.phases import (
@@ -23,7 +24,7 @@ from evals.bench_durable.phases import (
     measure_throughput,
 )
 from evals.bench_durable.report import print_report
-from evals.bench_durable.setup import ADMIN_URI, bench_database, open_seeded, pool_of, redact
+from evals.bench_durable.setup import ADMIN_URI, bench_database, open_seeded, pool_of
 from evals.bench_durable.workload import FULL, QUICK, Settings
 from graph.runner import Runner
 

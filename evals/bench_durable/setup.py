@@ -29,15 +29,6 @@ def _with_database(uri: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
-def redact(uri: str) -> str:
-    """Hide the password of ``uri`` for messages."""
-    parts = urlsplit(uri)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts)
-
-
 @contextmanager
 def bench_database(uri: str | None, admin_uri: str) -> Iterator[str]:
     """Yield ``uri``, or a throw-away database created on ``admin_uri`` and dropped after.

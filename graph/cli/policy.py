@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from graph.cli import render
-from graph.cli.common import HomeOpt, JsonOpt, UsageError, emit, guarded, home_runner
+from graph.cli.common import (
+    HomeOpt,
+    JsonOpt,
+    UsageError,
+    emit,
+    guarded,
+    home_runner,
+    home_services,
+)
 from guards.policy import PolicyBundle, run_tests
 
 
@@ -43,12 +50,21 @@ def explain_cmd(
 def test_cmd(
     policy_dir: Annotated[
         Path | None,
-        typer.Option("--dir", help="Policy directory (default: $PLANBOUND_POLICY_DIR or shipped)."),
+        typer.Option(
+            "--dir", help="Policy directory (default: PLANBOUND_POLICY_DIR, the domain's)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the policy's Rego unit tests (``*_test.rego``); exit 1 if any fails."""
-    bundle = guarded(as_json, lambda: PolicyBundle.load(policy_dir or _policy_dir()))
+
+    def load() -> PolicyBundle:
+        if policy_dir is not None:
+            return PolicyBundle.load(policy_dir)
+        services = home_services(None)
+        return PolicyBundle.load(services.settings.policy_dir or services.domain.policy_dir)
+
+    bundle = guarded(as_json, load)
     results = guarded(as_json, lambda: run_tests(bundle))
     failed = [r for r in results if not r.passed]
     if as_json:
@@ -64,9 +80,3 @@ def test_cmd(
         render.policy_tests(bundle, results)
     if failed or not results:
         raise typer.Exit(1)
-
-
-def _policy_dir() -> Path | None:
-    """Return ``$PLANBOUND_POLICY_DIR`` as a path, if set."""
-    env = os.environ.get("PLANBOUND_POLICY_DIR")
-    return Path(env) if env else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
@@ -16,11 +15,6 @@ BundlePath = str | os.PathLike[str] | Traversable
 
 TEST_SUFFIX = "_test.rego"
 """Files whose name ends so hold the policy's unit tests, not policy modules."""
-
-
-def shipped_policies() -> Traversable:
-    """Return the retail domain's policy folder, the default until callers pass their domain's."""
-    return resources.files("tools.retail").joinpath("policies")
 
 
 @dataclass(frozen=True)
@@ -46,8 +40,8 @@ class PolicyBundle:
         return "rego-" + digest.hexdigest()[:16]
 
     @classmethod
-    def load(cls, path: BundlePath | None = None) -> PolicyBundle:
-        """Read a bundle from a folder, or the shipped retail policy when ``path`` is None.
+    def load(cls, path: BundlePath) -> PolicyBundle:
+        """Read a bundle from a folder (a domain's ``policy_dir``, or an operator's).
 
         Args:
             path: A directory (``str`` or path-like) or a resource folder
@@ -56,9 +50,8 @@ class PolicyBundle:
         Raises:
             PolicyError: the folder does not exist or holds no policy module.
         """
-        if path is None:
-            root, source = shipped_policies(), "tools/retail/policies (shipped)"
-        elif isinstance(path, str | os.PathLike):
+        root: Traversable
+        if isinstance(path, str | os.PathLike):
             root, source = Path(path), os.fspath(path)
         else:
             root, source = path, str(path)

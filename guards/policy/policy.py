@@ -142,7 +142,7 @@ class Policy:
 
 
 def load_policy(
-    path: BundlePath | None = None,
+    path: BundlePath,
     *,
     package: str,
     opa_url: str | None = None,
@@ -151,7 +151,7 @@ def load_policy(
     """Load a policy bundle and the engine that evaluates it.
 
     Args:
-        path: The domain's policy folder; the shipped retail folder when None.
+        path: The domain's policy folder (or an operator's).
         package: The Rego package holding ``decision`` and ``approval_denied``.
         opa_url: An OPA server (``http(s)://``) to evaluate on; regopy in-process when None.
             The bundle is still read locally: its hash is the pinned policy version.

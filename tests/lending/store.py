@@ -138,7 +138,6 @@ def build_catalog() -> Catalog:
                     "1.0.0",
                     "high",
                     "write",
-                    idempotent=False,
                     compensator="restore_before_image",
                     output=Book,
                 ),

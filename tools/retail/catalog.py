@@ -57,7 +57,6 @@ def _read(tool: BaseTool) -> CatalogEntry:
             effect="read",
             timeout_s=5.0,
             retries=2,
-            idempotent=True,
             compensator=None,
             cost=1.0,
             output=_OUTPUTS[tool.name],
@@ -74,10 +73,9 @@ def _write(tool: BaseTool) -> CatalogEntry:
             risk=_WRITE_RISK[tool.name],
             effect="write",
             timeout_s=10.0,
+            # A retry is safe: a failed attempt's writes roll back with its transaction, and
+            # the ledger keeps a successful one exactly-once.
             retries=1,
-            # A second call refuses (status changed) or appends history again: not idempotent;
-            # the ledger keeps it exactly-once.
-            idempotent=False,
             compensator=RESTORE,
             cost=2.0,
             output=_OUTPUTS[tool.name],
