@@ -30,21 +30,22 @@ from checkpoints.factory import StorageError
 from checkpoints.server import CONNECT_TIMEOUT, ping_checkpoints
 from graph.graph import SERVICES
 from graph.server.metrics import PlanboundMetrics, RefreshOnScrape
+from graph.services import Services
 
 METRICS = PlanboundMetrics()
 """The process's planbound collector (registered by the app's lifespan)."""
 
 
-def ping_domain() -> None:
+def ping_domain(services: Services) -> None:
     """Check that the domain database the runs use answers and is seeded (blocking).
 
     Raises:
         StorageError: the database cannot be opened, or it is not seeded.
         Exception: whatever the driver raised on the query.
     """
-    if not SERVICES.is_seeded():
+    if not services.is_seeded():
         raise StorageError(
-            f"the {SERVICES.stores.backend} domain database is not seeded; run `planbound seed`"
+            f"the {services.stores.backend} domain database is not seeded; run `planbound seed`"
         )
 
 
@@ -55,10 +56,11 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     """Readiness: both databases answer; 503 naming what does not."""
+    services: Services = request.app.state.services
     checks: dict[str, str] = {}
     ok = True
     try:
-        settings = SERVICES.settings
+        settings = services.settings
         ping = ping_checkpoints(settings.home, settings.postgres_uri)
         kind = await asyncio.wait_for(ping, timeout=CONNECT_TIMEOUT * 2)
         checks["checkpoints"] = f"ok ({kind})"
@@ -66,7 +68,8 @@ async def readyz(request: Request) -> JSONResponse:
         ok = False
         checks["checkpoints"] = f"{type(exc).__name__}: {exc}"
     try:
-        await asyncio.wait_for(asyncio.to_thread(ping_domain), timeout=CONNECT_TIMEOUT * 2)
+        check = asyncio.to_thread(ping_domain, services)
+        await asyncio.wait_for(check, timeout=CONNECT_TIMEOUT * 2)
         checks["domain"] = "ok"
     except Exception as exc:  # any failure means not ready; the reason is reported
         ok = False
@@ -89,12 +92,20 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         REGISTRY.unregister(METRICS)
 
 
-app = Starlette(
-    routes=[
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-    ],
-    middleware=[Middleware(RefreshOnScrape, metrics=METRICS)],
-    lifespan=lifespan,
-)
+def create_app(services: Services) -> Starlette:
+    """The extra routes, answering for ``services`` (the process's own when served)."""
+    routes = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        middleware=[Middleware(RefreshOnScrape, metrics=METRICS)],
+        lifespan=lifespan,
+    )
+    routes.state.services = services
+    return routes
+
+
+app = create_app(SERVICES)
+"""The app ``langgraph.json`` names (``http.app``)."""
