@@ -32,7 +32,7 @@ async def reader(
 ) -> AsyncIterator[BaseCheckpointSaver[str]]:
     """Yield a short-lived saver on one connection, for checks and metrics (no setup)."""
     if uri is None:
-        async with async_saver(home, None, serde_types=serde_types, setup=False) as saver:
+        async with async_saver(home, None, serde_types=serde_types) as saver:
             yield saver
         return
     conn: AsyncConnection[Any] = await asyncio.wait_for(

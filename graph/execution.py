@@ -14,11 +14,12 @@ from checkpoints.ledger import Ledger
 from graph.context import ReplayMode
 from graph.engine import StepCall, ledger_output, run_step
 from graph.errors import StepNotRun
-from graph.review import digest
+from graph.review import digest, still_authorised
 from graph.services import Services
 from graph.state import State, StepResult
 from guards.errors import ReferenceUnresolved
 from guards.plan import Plan, Step, dependencies, resolve_refs
+from guards.policy import to_verdict
 
 
 def next_ready(plan: Plan, results: dict[str, StepResult]) -> Step | None:
@@ -90,9 +91,18 @@ def execute_step(
             decision, _ = services.verifier.decide(
                 plan, stores.domain, stores.lock, state.get("actor"), known
             )
-            denials = decision.denials_for(step.id)
-            if denials:
-                reason = "refused at execution: " + "; ".join(str(v) for v in denials)
+            problems = [str(v) for v in decision.denials_for(step.id)]
+            if not problems and approval is not None:
+                # Defence in depth: the approval must meet the step's requirements as they
+                # stand now, whatever path led here.
+                verdict = to_verdict(decision, plan, pins.catalog_version, pins.policy_version, "")
+                review = next((r for r in verdict.reviews if r.step_id == step.id), None)
+                if review is not None:
+                    problems = still_authorised(
+                        approval, review, plan, services, state.get("actor")
+                    )
+            if problems:
+                reason = "refused at execution: " + "; ".join(problems)
                 refusal = StepResult(
                     step_id=step.id, tool=step.tool, ok=False, error=reason, attempts=0
                 )

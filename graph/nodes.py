@@ -17,7 +17,7 @@ from graph.compensation import undo_writes
 from graph.context import Context
 from graph.execution import execute_step, ledgered_steps, next_ready
 from graph.faults import pause_point
-from graph.review import grant, granted_steps, judge_answer, review_request
+from graph.review import grant, granted_steps, judge_answer, review_request, still_authorised
 from graph.services import Services
 from graph.state import Pins, State
 from guards.errors import DecisionInvalid, PlanInvalid
@@ -154,7 +154,7 @@ class Nodes:
         pins = state["pins"]
         if verdict is None:
             raise RuntimeError("approve reached without a verdict")
-        granted = granted_steps(state.get("approvals") or [], current, pins)
+        granted = self._granted(state, current, verdict)
         if _replay(runtime) == "safe":
             # A safe replay re-serves what the ledger holds and never asks for new writes.
             done = ledgered_steps(services.stores, state["decision_id"])
@@ -180,14 +180,8 @@ class Nodes:
             )
             answer = interrupt(value)
             try:
-                decisions = judge_answer(
-                    answer,
-                    remaining,
-                    current,
-                    services.catalog,
-                    services.policy,
-                    state.get("actor"),
-                    identity,
+                decisions, _ = judge_answer(
+                    answer, remaining, current, services, state.get("actor"), identity
                 )
             except DecisionInvalid as exc:
                 problem = str(exc)
@@ -219,6 +213,28 @@ class Nodes:
         else:
             update["status"] = "approved"
         return update
+
+    def _granted(self, state: State, current: Plan, verdict: Verdict) -> set[str]:
+        """Steps whose approval matches the exact call and still meets its requirements.
+
+        After an edit the plan is verified again; an approval given under the old
+        requirements counts only if its reviewer also meets the new ones (a supervisor for an
+        order over the threshold, no self-approval of a high-risk step): else the step is
+        asked for again.
+        """
+        pins, actor = state["pins"], state.get("actor")
+        reviews = {r.step_id: r for r in verdict.reviews}
+        approvals = state.get("approvals") or []
+        matching = granted_steps(approvals, current, pins)
+        return {
+            a.step_id
+            for a in approvals
+            if a.step_id in matching
+            and (
+                a.step_id not in reviews
+                or not still_authorised(a, reviews[a.step_id], current, self.services, actor)
+            )
+        }
 
     def execute(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Run the next ready step (one step per super-step, so each is its own checkpoint)."""

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from graph.services import Services
 from graph.state import Pins
-from guards.contracts import Budget, check_plan
 from guards.errors import DecisionInvalid
 from guards.judgement import Approval, Decision, StepReview, approval_digest
 from guards.plan import Plan, Step
-from guards.policy import Policy
 from guards.review import Identity, apply_edits, authorize, parse_answer
 from tools.catalog import Catalog
 
@@ -99,29 +98,54 @@ def judge_answer(
     answer: Any,
     pending: Sequence[StepReview],
     plan: Plan,
-    catalog: Catalog,
-    policy: Policy,
+    services: Services,
     actor: str | None,
     identity: Identity | None,
-) -> list[Decision]:
-    """Parse an answer and check each approving reviewer's authority (the node and pre-check).
+) -> tuple[list[Decision], Plan]:
+    """Parse an answer and authorise it against the calls that would actually run.
+
+    An edit is judged like a new plan: the edited plan goes through the verifier (contracts,
+    then the policy on fresh facts), and each approving reviewer must satisfy the edited
+    step's requirements (roles, the amount threshold, no self-approval of a high-risk call),
+    not those of the call they replaced. A refused edit is a refused answer: the review is
+    asked again and the original plan stays pending.
+
+    Returns:
+        The decisions, and the plan they leave (the edited plan, or ``plan``).
 
     Raises:
-        DecisionInvalid: the answer is malformed or a reviewer may not approve a step.
+        DecisionInvalid: the answer is malformed, an edit is refused, or a reviewer may not
+            approve a step.
     """
     decisions = parse_answer(answer, pending, plan, identity)
-    authorize(decisions, pending, plan, catalog, policy, actor)
-    return decisions
+    edited = apply_edits(plan, decisions)
+    reviews = list(pending)
+    if edited is not plan:
+        stores = services.stores
+        judged = services.verifier.verify(edited, stores.domain, stores.lock, actor).verdict
+        if judged.outcome == "deny":
+            raise DecisionInvalid([f"the edited plan is refused: {r}" for r in judged.reasons])
+        now = {r.step_id: r for r in judged.reviews}
+        reviews = [now.get(r.step_id, r) for r in pending]
+    authorize(decisions, reviews, edited, services.catalog, services.policy, actor)
+    return decisions, edited
+
+
+def still_authorised(
+    approval: Approval, review: StepReview, plan: Plan, services: Services, actor: str | None
+) -> list[str]:
+    """Why an approval no longer satisfies its step's current requirements (empty if it does)."""
+    entry = services.catalog.get(plan.step(approval.step_id).tool)
+    risk = entry.spec.risk if entry is not None else "high"
+    return services.policy.approval_denied(review, risk, approval.reviewer, approval.roles, actor)
 
 
 def check_answer(
     answer: Any,
     request: Mapping[str, Any],
     plan: Plan,
+    services: Services,
     *,
-    catalog: Catalog,
-    policy: Policy,
-    budget: Budget,
     reviews: Iterable[StepReview] = (),
     actor: str | None = None,
     identity: Identity | None = None,
@@ -132,26 +156,19 @@ def check_answer(
         answer: The resume payload, as a reviewer sent it.
         request: The pending interrupt value (``action_requests`` ...).
         plan: The plan under review.
-        catalog: The pinned catalog.
-        policy: The pinned policy (who may approve what).
-        budget: The run's budget, for re-checking edited plans.
+        services: The run's services (catalog, policy, verifier, stores).
         reviews: The verdict's reviews (who may approve what).
         actor: Who asked for the run (a requester may not approve their own high-risk step).
         identity: The authenticated reviewer, when the answer comes through the server.
 
     Raises:
         DecisionInvalid: the answer is malformed, the reviewer may not approve a step, or an
-            edit breaks the plan's contracts.
+            edit is refused.
     """
     known = {r.step_id: r for r in reviews}
     pending = [
         known.get(a["step_id"]) or StepReview(step_id=a["step_id"], reason=a.get("description", ""))
         for a in request["action_requests"]
     ]
-    decisions = judge_answer(answer, pending, plan, catalog, policy, actor, identity)
-    edited = apply_edits(plan, decisions)
-    if edited is not plan:
-        findings = check_plan(edited, catalog, budget)
-        if findings:
-            raise DecisionInvalid([f"the edited plan breaks its contract: {f}" for f in findings])
+    decisions, _ = judge_answer(answer, pending, plan, services, actor, identity)
     return decisions

@@ -125,9 +125,7 @@ class Runner:
             answer,
             request,
             plan,
-            catalog=services.catalog,
-            policy=services.policy,
-            budget=services.budget,
+            services,
             reviews=verdict.reviews if verdict is not None else (),
             actor=snapshot.values.get("actor"),
         )

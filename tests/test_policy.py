@@ -890,27 +890,27 @@ def test_authenticated_reviewer_comes_from_the_config_not_the_payload(fresh: Run
 # Edits and execution-time re-checks ---------------------------------------------------------
 
 
-def test_an_edit_that_violates_the_policy_is_verified_again_and_denied(fresh: Runner) -> None:
+def test_an_edit_that_violates_the_policy_is_verified_again_and_refused(fresh: Runner) -> None:
     runner, stores = fresh, fresh.stores
     before = export(stores.domain)
     first = runner.start(explicit_plan={"steps": [who(), cancel()]})
-    out = runner.resume(
-        first["thread_id"],
-        {
-            "decisions": [
-                {
-                    "type": "edit",
-                    "edited_action": {
-                        "arguments": {"order_id": SOFIA_ORDER, "reason": "no longer needed"}
-                    },
-                }
-            ],
-            "reviewer": "bo",
-        },
-    )
-    assert out["status"] == "refused"
-    assert out["plan"]["source"] == "edit"
-    assert "scope.order_owner" in out["error"]
+    edit = {"arguments": {"order_id": SOFIA_ORDER, "reason": "no longer needed"}}
+    answer = {"decisions": [{"type": "edit", "edited_action": edit}], "reviewer": "bo"}
+    with pytest.raises(DecisionInvalid, match=r"the edited plan is refused: .*scope.order_owner"):
+        runner.resume(first["thread_id"], answer)
+    # The reviewer is told; the customer's request stays pending as it was.
+    still = runner.outcome(first["thread_id"])
+    assert still["status"] == "awaiting_approval"
+    assert still["plan"] == first["plan"] and still["pending"] == first["pending"]
+    assert export(stores.domain) == before
+
+    # Sent straight to the graph (as a server client could), the node refuses it the same
+    # way and asks again; nothing runs.
+    config: RunnableConfig = {"configurable": {"thread_id": first["thread_id"]}}
+    runner.graph.invoke(Command(resume=answer), config, context=runner.context)
+    again = runner.outcome(first["thread_id"])
+    assert again["status"] == "awaiting_approval" and again["plan"] == first["plan"]
+    assert "scope.order_owner" in again["review_error"]
     assert export(stores.domain) == before
 
 
