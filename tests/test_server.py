@@ -1,8 +1,10 @@
 """planbound on the real LangGraph server (``langgraph dev``), driven by the real SDK.
 
 One server for the module: a fresh PostgreSQL database for its checkpoints, a fresh seeded
-``PLANBOUND_HOME`` and a token file with two requesters, a reviewer and a supervisor. The
-tests run in file order and share the threads they create.
+``PLANBOUND_HOME`` and a token file with two requesters, a reviewer and a supervisor. Each
+test creates the threads it needs and cancels only orders no other test touches (each
+test's orders are named where it is defined), and asserts counts as changes over what it
+did, so any test passes alone or in any order.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,7 +36,7 @@ from starlette.testclient import TestClient
 from checkpoints.ledger import Approvals, Ledger
 from graph.server.review import stamp_reviewer
 from graph.server.tokens import AuthConfigError, TokenTable, parse_table
-from graph.services import open_stores
+from graph.services import Services, open_stores
 from guards.compat import IGNORED
 from tools.retail import RetailDB
 
@@ -42,19 +44,22 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PG = "postgresql://postgres@127.0.0.1:5432"
 ASSISTANT = "planbound"
-
-SMALL = (
-    "I'm fatima.anderson1447@example.com. Please cancel my order #W2974929, "
-    "reason: no longer needed."
-)
-BIG = (
-    "I'm evelyn.ahmed2006@example.com. Please cancel my order #W1416704, reason: no longer needed."
-)
-OTHER = (
-    "I'm ava.nguyen2868@example.com. Please cancel my order #W8367380, reason: ordered by mistake."
-)
+APPROVE = {"decisions": [{"type": "approve"}]}
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Order:
+    """A pending order of the shipped τ² data, and the customer who placed it."""
+
+    email: str
+    order_id: str
+    reason: str = "no longer needed"
+
+    @property
+    def request(self) -> str:
+        return f"I'm {self.email}. Please cancel my order {self.order_id}, reason: {self.reason}."
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -68,14 +73,21 @@ class Server:
     home: Path
     log: Path
     tokens: dict[str, str]
-    threads: dict[str, str] = field(default_factory=dict)
 
     def client(self, who: str | None) -> LangGraphClient:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
         return get_client(url=self.url, headers=headers)
 
-    def log_tail(self, lines: int = 80) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+    def log_size(self) -> int:
+        return self.log.stat().st_size if self.log.exists() else 0
+
+    def log_since(self, offset: int, lines: int = 200) -> str:
+        """Return the last ``lines`` lines the server logged after byte ``offset``."""
+        if not self.log.exists():
+            return ""
+        with self.log.open("rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
 
@@ -100,9 +112,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: flo
 
 
 @pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[Server]:
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("server")
     dbname = f"pb_server_{secrets.token_hex(6)}"
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
@@ -152,7 +162,6 @@ def server(
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = base / "server.log"
-    failed_before = request.session.testsfailed
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
@@ -171,10 +180,9 @@ def server(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    srv = Server(url=url, uri=uri, home=home, log=log, tokens=tokens)
     try:
         _wait_ready(proc, url, log)
-        yield srv
+        yield Server(url=url, uri=uri, home=home, log=log, tokens=tokens)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -183,12 +191,52 @@ def server(
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        if request.session.testsfailed > failed_before:
-            capture = request.config.pluginmanager.getplugin("capturemanager")
-            with capture.global_and_fixture_disabled():
-                print(f"\n---- langgraph dev log (tail) ----\n{srv.log_tail()}\n----")
         with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+
+
+@pytest.fixture
+def server(live_server: Server) -> Iterator[Server]:
+    """The module's server; what it logged during the test is shown when the test fails."""
+    start = live_server.log_size()
+    yield live_server
+    # Captured output: pytest reports it with the failure, and only then.
+    print(f"---- langgraph dev log during this test ----\n{live_server.log_since(start)}")
+
+
+async def start_run(server: Server, who: str, order: Order) -> str:
+    """Create a thread as ``who``, run the order's cancellation until it stops; its id."""
+    client = server.client(who)
+    thread = await client.threads.create()
+    assert (thread["metadata"] or {}).get("owner") == who, thread
+    out = await client.runs.wait(
+        thread["thread_id"], ASSISTANT, input={"request": order.request}, durability="sync"
+    )
+    assert isinstance(out, dict) and out["status"] == "verified", out
+    return str(thread["thread_id"])
+
+
+async def awaiting_review(server: Server, who: str, order: Order) -> str:
+    """Start ``who``'s run on ``order`` and check that it waits for a reviewer; its id."""
+    thread_id = await start_run(server, who, order)
+    thread = await server.client(who).threads.get(thread_id)
+    assert thread["status"] == "interrupted", thread
+    return thread_id
+
+
+async def answer(server: Server, reviewer: str, thread_id: str, resume: Any) -> dict[str, Any]:
+    """Resume ``thread_id`` as ``reviewer`` and return the run's output."""
+    out = await server.client(reviewer).runs.wait(
+        thread_id, ASSISTANT, command={"resume": resume}, durability="sync"
+    )
+    assert isinstance(out, dict), out
+    return out
+
+
+async def pending_threads(server: Server) -> set[str]:
+    """Every thread a reviewer is asked to answer."""
+    found = await server.client("rita").threads.search(status="interrupted", limit=1000)
+    return {t["thread_id"] for t in found}
 
 
 async def _refused(coro: Coroutine[Any, Any, Any]) -> tuple[int, str]:
@@ -211,14 +259,21 @@ def _values(state: Any) -> dict[str, Any]:
     return values
 
 
-def _metrics(url: str) -> dict[str, float]:
-    text = httpx.get(f"{url}/metrics", timeout=10).text
+def _parse_metrics(text: str) -> dict[str, float]:
     out = {}
     for line in text.splitlines():
         if line.startswith("planbound_"):
             name, value = line.rsplit(" ", 1)
             out[name] = float(value)
     return out
+
+
+def _metrics(url: str) -> dict[str, float]:
+    return _parse_metrics(httpx.get(f"{url}/metrics", timeout=10).text)
+
+
+def _delta(after: dict[str, float], before: dict[str, float], name: str) -> float:
+    return after.get(name, 0.0) - before.get(name, 0.0)
 
 
 # -- the server answers ----------------------------------------------------------------------
@@ -229,11 +284,13 @@ def test_health_ready_and_metrics_routes_answer(server: Server) -> None:
     ready = httpx.get(f"{server.url}/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"checkpoints": "ok (postgres)", "domain": "ok"}
+    pending = run(pending_threads(server))
     metrics = httpx.get(f"{server.url}/metrics")
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     assert 'planbound_source_up{source="checkpoints"} 1.0' in metrics.text
-    assert "planbound_approvals_pending 0.0" in metrics.text
+    # The gauge counts exactly the threads a reviewer is asked to answer.
+    assert _parse_metrics(metrics.text)["planbound_approvals_pending"] == len(pending)
 
 
 def test_no_token_unknown_token_and_studio_header_get_401(server: Server) -> None:
@@ -251,26 +308,21 @@ def test_no_token_unknown_token_and_studio_header_get_401(server: Server) -> Non
 
 # -- a requester's run stops for review --------------------------------------------------------
 
+# Owned by the test below; under the 1000 threshold, then over it (a supervisor must approve).
+REVIEW_SMALL = Order("fatima.anderson1447@example.com", "#W2974929")
+REVIEW_BIG = Order("evelyn.ahmed2006@example.com", "#W1416704")
+REVIEW_OTHER = Order("ava.nguyen2868@example.com", "#W8367380", "ordered by mistake")
+
 
 def test_requester_runs_stop_for_review_in_the_hitl_schema(server: Server) -> None:
-    async def go() -> None:
-        alice, bob = server.client("alice"), server.client("bob")
-        for key, who, client, text in (
-            ("small", "alice", alice, SMALL),
-            ("big", "alice", alice, BIG),
-            ("other", "bob", bob, OTHER),
-        ):
-            thread = await client.threads.create()
-            assert (thread["metadata"] or {}).get("owner") == who
-            out = await client.runs.wait(
-                thread["thread_id"], ASSISTANT, input={"request": text}, durability="sync"
-            )
-            assert isinstance(out, dict) and out["status"] == "verified", out
-            server.threads[key] = thread["thread_id"]
+    before = _metrics(server.url)
 
-        thread = await alice.threads.get(server.threads["small"])
-        assert thread["status"] == "interrupted"
-        value = _interrupt(thread)["value"]
+    async def go() -> None:
+        small = await awaiting_review(server, "alice", REVIEW_SMALL)
+        await awaiting_review(server, "alice", REVIEW_BIG)
+        await awaiting_review(server, "bob", REVIEW_OTHER)
+        alice = server.client("alice")
+        value = _interrupt(await alice.threads.get(small))["value"]
         assert [a["name"] for a in value["action_requests"]] == ["cancel_pending_order"]
         (action,) = value["action_requests"]
         assert action["arguments"] == {"order_id": "#W2974929", "reason": "no longer needed"}
@@ -279,49 +331,57 @@ def test_requester_runs_stop_for_review_in_the_hitl_schema(server: Server) -> No
         assert config["action_name"] == "cancel_pending_order"
         assert config["allowed_decisions"] == ["approve", "edit", "reject"]
         assert "order_id" in config["arguments_schema"]["properties"]
-        state = await alice.threads.get_state(server.threads["small"])
+        state = await alice.threads.get_state(small)
         assert state["next"] == ["approve"]
         # The requester recorded with the run is the authenticated one.
         assert _values(state)["actor"] == "alice"
 
     run(go())
-    metrics = _metrics(server.url)
-    assert metrics["planbound_approvals_pending"] == 3
-    assert metrics["planbound_approval_steps_pending"] == 3
-    assert metrics['planbound_runs{status="awaiting_approval"}'] == 3
+    after = _metrics(server.url)
+    assert _delta(after, before, "planbound_approvals_pending") == 3
+    assert _delta(after, before, "planbound_approval_steps_pending") == 3
+    assert _delta(after, before, 'planbound_runs{status="awaiting_approval"}') == 3
+
+
+# Owned by the test below: alice's order, then bob's.
+HIDDEN_ALICE = Order("mei.ahmed5231@example.com", "#W2631563")
+HIDDEN_BOB = Order("aarav.nguyen1293@example.com", "#W2443586", "ordered by mistake")
 
 
 def test_another_requester_can_neither_see_nor_answer_the_thread(server: Server) -> None:
     async def go() -> None:
+        small = await awaiting_review(server, "alice", HIDDEN_ALICE)
+        own = await awaiting_review(server, "bob", HIDDEN_BOB)
         bob = server.client("bob")
-        small = server.threads["small"]
         assert (await _refused(bob.threads.get(small)))[0] == 404
         assert (await _refused(bob.threads.get_state(small)))[0] == 404
         assert (await _refused(bob.threads.get_history(small)))[0] == 404
-        listed = {t["thread_id"] for t in await bob.threads.search(limit=100)}
-        assert listed == {server.threads["other"]}
-        code, _ = await _refused(
-            bob.runs.wait(
-                small, ASSISTANT, command={"resume": {"decisions": [{"type": "approve"}]}}
-            )
-        )
+        # Bob lists exactly the threads the server records as his, whoever else has threads.
+        everyone = await server.client("rita").threads.search(limit=1000)
+        bobs = {t["thread_id"] for t in everyone if (t["metadata"] or {}).get("owner") == "bob"}
+        assert own in bobs and small not in bobs
+        listed = {t["thread_id"] for t in await bob.threads.search(limit=1000)}
+        assert listed == bobs
+        code, _ = await _refused(bob.runs.wait(small, ASSISTANT, command={"resume": APPROVE}))
         assert code == 403
-        code, _ = await _refused(bob.runs.wait(small, ASSISTANT, input={"request": OTHER}))
+        code, _ = await _refused(
+            bob.runs.wait(small, ASSISTANT, input={"request": HIDDEN_BOB.request})
+        )
         assert code == 404
         assert (await server.client("alice").threads.get(small))["status"] == "interrupted"
 
     run(go())
 
 
+# Owned by the test below (never cancelled).
+OWN_THREAD = Order("olivia.lopez8783@example.com", "#W8955613")
+
+
 def test_a_requester_cannot_answer_or_write_their_own_thread(server: Server) -> None:
     async def go() -> None:
+        small = await awaiting_review(server, "alice", OWN_THREAD)
         alice = server.client("alice")
-        small = server.threads["small"]
-        code, text = await _refused(
-            alice.runs.wait(
-                small, ASSISTANT, command={"resume": {"decisions": [{"type": "approve"}]}}
-            )
-        )
+        code, text = await _refused(alice.runs.wait(small, ASSISTANT, command={"resume": APPROVE}))
         assert code == 403 and "reviewer" in text
         forged = {"approvals": [{"step_id": "s3", "digest": "x", "reviewer": "alice"}]}
         assert (await _refused(alice.threads.update_state(small, forged)))[0] == 403
@@ -331,10 +391,14 @@ def test_a_requester_cannot_answer_or_write_their_own_thread(server: Server) -> 
     run(go())
 
 
+# Owned by the test below (cancelled by its last answer).
+MALFORMED = Order("isabella.sanchez6218@example.com", "#W4386313")
+
+
 def test_malformed_answers_are_refused_and_the_thread_stays_resumable(server: Server) -> None:
     async def go() -> None:
+        small = await awaiting_review(server, "alice", MALFORMED)
         rita = server.client("rita")
-        small = server.threads["small"]
         before = _interrupt(await rita.threads.get(small))
         history_before = len(await rita.threads.get_history(small, limit=100))
         cases = {
@@ -349,9 +413,9 @@ def test_malformed_answers_are_refused_and_the_thread_stays_resumable(server: Se
             "bad type": "must be one of approve, edit, reject",
             "not an object": "must be an object",
         }
-        for name, answer in cases.items():
+        for name, resume in cases.items():
             code, text = await _refused(
-                rita.runs.wait(small, ASSISTANT, command={"resume": answer})
+                rita.runs.wait(small, ASSISTANT, command={"resume": resume})
             )
             assert code == 422, (name, text)
             assert expected[name] in json.loads(text)["detail"], (name, text)
@@ -359,26 +423,29 @@ def test_malformed_answers_are_refused_and_the_thread_stays_resumable(server: Se
         assert after["status"] == "interrupted"
         assert _interrupt(after)["id"] == before["id"]
         assert len(await rita.threads.get_history(small, limit=100)) == history_before
+        # Still resumable: a well-formed answer goes through.
+        assert (await answer(server, "rita", small, APPROVE))["status"] == "completed"
 
     run(go())
 
 
 # -- reviewers answer ----------------------------------------------------------------------------
 
+# Owned by the test below: alice's order (cancelled), then bob's (left awaiting review).
+LISTED_ALICE = Order("daiki.jackson9202@example.com", "#W8306539")
+LISTED_BOB = Order("ava.smith4465@example.com", "#W8328622")
+
 
 def test_reviewer_lists_pending_threads_and_approves_as_themselves(server: Server) -> None:
     async def go() -> None:
+        before = await pending_threads(server)
+        small = await awaiting_review(server, "alice", LISTED_ALICE)
+        other = await awaiting_review(server, "bob", LISTED_BOB)
+        # Every requester's thread awaiting review is listed, and nothing else changed.
+        assert await pending_threads(server) == before | {small, other}
         rita = server.client("rita")
-        small = server.threads["small"]
-        pending = {t["thread_id"] for t in await rita.threads.search(status="interrupted")}
-        assert pending == set(server.threads.values())
-        out = await rita.runs.wait(
-            small,
-            ASSISTANT,
-            command={"resume": {"decisions": [{"type": "approve"}]}},
-            durability="sync",
-        )
-        assert isinstance(out, dict) and out["status"] == "completed", out
+        out = await answer(server, "rita", small, APPROVE)
+        assert out["status"] == "completed", out
         values = _values(await rita.threads.get_state(small))
         assert [(d["step_id"], d["type"], d["reviewer"]) for d in values["decisions"]] == [
             ("s3", "approve", "rita")
@@ -388,7 +455,7 @@ def test_reviewer_lists_pending_threads_and_approves_as_themselves(server: Serve
         # The write happened once, recorded in the ledger under the run's decision.
         stores = open_stores(server.home, server.uri)
         try:
-            order = RetailDB(stores.domain).get_order("#W2974929")
+            order = RetailDB(stores.domain).get_order(LISTED_ALICE.order_id)
             rows = Ledger(stores.domain).rows(values["decision_id"])
             approvals = Approvals(stores.domain).rows(values["decision_id"])
         finally:
@@ -407,39 +474,40 @@ def test_reviewer_lists_pending_threads_and_approves_as_themselves(server: Serve
     run(go())
 
 
+# Owned by the test below: over the threshold, never cancelled.
+NEEDS_SUPERVISOR = Order("lucas.martin5733@example.com", "#W9318778")
+
+
 def test_a_reviewer_without_the_needed_role_is_refused(server: Server) -> None:
     async def go() -> tuple[int, str]:
-        rita = server.client("rita")
-        return await _refused(
-            rita.runs.wait(
-                server.threads["big"],
-                ASSISTANT,
-                command={"resume": {"decisions": [{"type": "approve"}]}},
-            )
+        big = await awaiting_review(server, "alice", NEEDS_SUPERVISOR)
+        refused = await _refused(
+            server.client("rita").runs.wait(big, ASSISTANT, command={"resume": APPROVE})
         )
+        assert (await server.client("rita").threads.get(big))["status"] == "interrupted"
+        return refused
 
     code, text = run(go())
     assert code == 422 and "supervisor" in json.loads(text)["detail"], text
 
 
+# Owned by the test below: over the threshold, cancelled.
+SUPERVISED = Order("sofia.thomas3069@example.com", "#W7619352")
+
+
 def test_a_supervisor_approves_and_is_recorded_from_auth(server: Server) -> None:
     async def go() -> None:
+        big = await awaiting_review(server, "alice", SUPERVISED)
         sam = server.client("sam")
-        big = server.threads["big"]
         assert (await sam.threads.get(big))["status"] == "interrupted"
         # The payload names someone else: the recorded reviewer is still the caller.
-        out = await sam.runs.wait(
+        out = await answer(
+            server,
+            "sam",
             big,
-            ASSISTANT,
-            command={
-                "resume": {
-                    "decisions": [{"type": "approve", "reviewer": "mallory"}],
-                    "reviewer": "mallory",
-                }
-            },
-            durability="sync",
+            {"decisions": [{"type": "approve", "reviewer": "mallory"}], "reviewer": "mallory"},
         )
-        assert isinstance(out, dict) and out["status"] == "completed", out
+        assert out["status"] == "completed", out
         values = _values(await sam.threads.get_state(big))
         assert [(d["reviewer"], d["roles"]) for d in values["decisions"]] == [
             ("sam", ["supervisor"])
@@ -455,18 +523,16 @@ def test_a_supervisor_approves_and_is_recorded_from_auth(server: Server) -> None
     run(go())
 
 
+# Owned by the test below: bob's, over the threshold, rejected.
+LEGACY = Order("aarav.lee6460@example.com", "#W3361211", "ordered by mistake")
+
+
 def test_a_legacy_agent_inbox_answer_is_accepted(server: Server) -> None:
     async def go() -> None:
-        sam = server.client("sam")
-        other = server.threads["other"]
-        out = await sam.runs.wait(
-            other,
-            ASSISTANT,
-            command={"resume": [{"type": "ignore", "args": None}]},
-            durability="sync",
-        )
-        assert isinstance(out, dict) and out["status"] == "rejected", out
-        values = _values(await sam.threads.get_state(other))
+        other = await awaiting_review(server, "bob", LEGACY)
+        out = await answer(server, "sam", other, [{"type": "ignore", "args": None}])
+        assert out["status"] == "rejected", out
+        values = _values(await server.client("sam").threads.get_state(other))
         assert [(d["type"], d["reviewer"], d["message"]) for d in values["decisions"]] == [
             ("reject", "sam", IGNORED)
         ]
@@ -476,10 +542,17 @@ def test_a_legacy_agent_inbox_answer_is_accepted(server: Server) -> None:
 
 # -- durable history -------------------------------------------------------------------------------
 
+# Owned by the test below: cancelled.
+HISTORY = Order("harper.thomas1454@example.com", "#W7425646")
+
 
 def test_history_lists_the_checkpoints_stored_in_postgres(server: Server) -> None:
-    small = server.threads["small"]
-    history = run(server.client("alice").threads.get_history(small, limit=100))
+    async def go() -> tuple[str, list[Any]]:
+        small = await awaiting_review(server, "alice", HISTORY)
+        assert (await answer(server, "rita", small, APPROVE))["status"] == "completed"
+        return small, list(await server.client("alice").threads.get_history(small, limit=100))
+
+    small, history = run(go())
     nexts = [tuple(h["next"]) for h in history]
     assert ("approve",) in nexts and ("execute",) in nexts and () in nexts
     assert _values(history[0])["status"] == "completed"
@@ -495,14 +568,32 @@ def test_history_lists_the_checkpoints_stored_in_postgres(server: Server) -> Non
     assert writes > 0
 
 
+# Owned by the test below: under the threshold (cancelled), over it (cancelled), bob's (rejected).
+METERED_SMALL = Order("james.sanchez6979@example.com", "#W7464385")
+METERED_BIG = Order("fatima.nguyen1348@example.com", "#W8808563")
+METERED_OTHER = Order("yusuf.hernandez6086@example.com", "#W2033238", "ordered by mistake")
+
+
 def test_metrics_reflect_the_runs(server: Server) -> None:
+    before = _metrics(server.url)
+
+    async def go() -> None:
+        small = await awaiting_review(server, "alice", METERED_SMALL)
+        big = await awaiting_review(server, "alice", METERED_BIG)
+        other = await awaiting_review(server, "bob", METERED_OTHER)
+        assert (await answer(server, "rita", small, APPROVE))["status"] == "completed"
+        assert (await answer(server, "sam", big, APPROVE))["status"] == "completed"
+        rejected = await answer(server, "sam", other, [{"type": "ignore", "args": None}])
+        assert rejected["status"] == "rejected"
+
+    run(go())
     metrics = _metrics(server.url)
-    assert metrics['planbound_runs{status="completed"}'] == 2
-    assert metrics['planbound_runs{status="rejected"}'] == 1
-    assert metrics['planbound_runs{status="awaiting_approval"}'] == 0
-    assert metrics["planbound_approvals_pending"] == 0
+    assert _delta(metrics, before, 'planbound_runs{status="completed"}') == 2
+    assert _delta(metrics, before, 'planbound_runs{status="rejected"}') == 1
+    assert _delta(metrics, before, 'planbound_runs{status="awaiting_approval"}') == 0
+    assert _delta(metrics, before, "planbound_approvals_pending") == 0
     key = 'planbound_step_duration_seconds_count{status="succeeded",tool="cancel_pending_order"}'
-    assert metrics[key] == 2
+    assert _delta(metrics, before, key) == 2
     assert metrics['planbound_source_up{source="domain"}'] == 1
     text = httpx.get(f"{server.url}/metrics").text
     assert re.search(r"^# TYPE planbound_step_duration_seconds histogram$", text, re.M)
@@ -514,7 +605,14 @@ def test_metrics_reflect_the_runs(server: Server) -> None:
 def test_readyz_is_503_naming_what_does_not_answer(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    import graph.server.app
     from graph.server.app import app
+
+    def services() -> Services:
+        # The settings are read once per process: each case gets the services it configures.
+        fresh = Services()
+        monkeypatch.setattr(graph.server.app, "SERVICES", fresh)
+        return fresh
 
     client = TestClient(app)
     monkeypatch.delenv("DATABASE_URI", raising=False)
@@ -522,6 +620,7 @@ def test_readyz_is_503_naming_what_does_not_answer(
     closed = f"postgresql://postgres@127.0.0.1:{_free_port()}/x"
     monkeypatch.setenv("PLANBOUND_DATABASE_URI", closed)
     monkeypatch.setenv("PLANBOUND_HOME", str(tmp_path / "down"))
+    services()
     response = client.get("/readyz")
     assert response.status_code == 503
     body = response.json()
@@ -531,7 +630,11 @@ def test_readyz_is_503_naming_what_does_not_answer(
     # SQLite files, never seeded: the checkpoints answer, the domain is named as the problem.
     monkeypatch.delenv("PLANBOUND_DATABASE_URI")
     monkeypatch.setenv("PLANBOUND_HOME", str(tmp_path / "empty"))
-    response = client.get("/readyz")
+    sqlite = services()
+    try:
+        response = client.get("/readyz")
+    finally:
+        sqlite.stores.close()
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert checks["checkpoints"] == "ok (sqlite)"
@@ -616,20 +719,30 @@ def test_the_server_checkpointer_never_blocks_the_event_loop(
     # `langgraph dev` raises on blocking calls in the event loop (blockbuster); so does this.
     from blockbuster import blockbuster_ctx
 
-    from checkpoints.server import checkpointer, ping_checkpoints, thread_ids
+    import graph.server.checkpointer
+    from checkpoints.server import ping_checkpoints, thread_ids
+    from graph.server.checkpointer import checkpointer
 
     monkeypatch.setenv("PLANBOUND_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("PLANBOUND_DATABASE_URI", raising=False)
     monkeypatch.delenv("DATABASE_URI", raising=False)
     if backend == "postgres":
         monkeypatch.setenv("PLANBOUND_DATABASE_URI", request.getfixturevalue("fresh_db"))
+    # The settings are read once per process: this case gets the services it configures.
+    services = Services()
+    monkeypatch.setattr(graph.server.checkpointer, "SERVICES", services)
 
     async def go() -> tuple[str, list[str], str]:
         with blockbuster_ctx() as bb:
             bb.functions["os.stat"].deactivate()  # as `langgraph dev` does
             async with checkpointer() as saver:
                 ids = await thread_ids(saver)
-            return type(saver).__name__, ids, await ping_checkpoints()
+            settings = services.settings
+            return (
+                type(saver).__name__,
+                ids,
+                await ping_checkpoints(settings.home, settings.postgres_uri),
+            )
 
     kind, ids, pinged = run(go())
     assert ids == [] and pinged == backend
