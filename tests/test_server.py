@@ -605,23 +605,15 @@ def test_metrics_reflect_the_runs(server: Server) -> None:
 def test_readyz_is_503_naming_what_does_not_answer(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import graph.server.app
-    from graph.server.app import app
+    from graph.server.app import create_app
 
-    def services() -> Services:
-        # The settings are read once per process: each case gets the services it configures.
-        fresh = Services()
-        monkeypatch.setattr(graph.server.app, "SERVICES", fresh)
-        return fresh
-
-    client = TestClient(app)
+    # The settings are read once per process: each case gets an app on its own services.
     monkeypatch.delenv("DATABASE_URI", raising=False)
     # PostgreSQL configured but down: both checks say so.
     closed = f"postgresql://postgres@127.0.0.1:{_free_port()}/x"
     monkeypatch.setenv("PLANBOUND_DATABASE_URI", closed)
     monkeypatch.setenv("PLANBOUND_HOME", str(tmp_path / "down"))
-    services()
-    response = client.get("/readyz")
+    response = TestClient(create_app(Services())).get("/readyz")
     assert response.status_code == 503
     body = response.json()
     assert body["ok"] is False
@@ -630,9 +622,9 @@ def test_readyz_is_503_naming_what_does_not_answer(
     # SQLite files, never seeded: the checkpoints answer, the domain is named as the problem.
     monkeypatch.delenv("PLANBOUND_DATABASE_URI")
     monkeypatch.setenv("PLANBOUND_HOME", str(tmp_path / "empty"))
-    sqlite = services()
+    sqlite = Services()
     try:
-        response = client.get("/readyz")
+        response = TestClient(create_app(sqlite)).get("/readyz")
     finally:
         sqlite.stores.close()
     assert response.status_code == 503
