@@ -52,6 +52,12 @@ class Nodes:
         planner = services.planner_for(state.get("explicit_plan"))
         identity = identity_from_config(get_config())
         return {
+            # This run's input moves to the run's own fields, so the next run on the thread
+            # may send the other kind of input.
+            "asked": state.get("request"),
+            "asked_plan": state.get("explicit_plan"),
+            "request": None,
+            "explicit_plan": None,
             # Behind the server the requester is the authenticated user, whatever the input says.
             "actor": identity.id if identity is not None else state.get("actor") or "anonymous",
             "decision_id": uuid.uuid4().hex,
@@ -77,9 +83,9 @@ class Nodes:
     def plan(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Ask the planner for a plan; never runs a tool."""
         pause_point("node:plan")
-        planner = self.services.planner_for(state.get("explicit_plan"))
+        planner = self.services.planner_for(state.get("asked_plan"))
         request = PlanRequest(
-            text=state.get("request") or "",
+            text=state.get("asked") or "",
             feedback=state.get("feedback") or [],
             previous=state.get("plan"),
         )
@@ -128,7 +134,7 @@ class Nodes:
         return {"verdict": judgement.verdict, "status": "verified"}
 
     def _refuse(self, state: State, verdict: Verdict) -> dict[str, Any]:
-        planner = self.services.planner_for(state.get("explicit_plan"))
+        planner = self.services.planner_for(state.get("asked_plan"))
         max_replans = self.services.settings.max_replans
         fixable = planner.can_replan and state.get("plan_attempts", 0) <= max_replans
         verdict = verdict.model_copy(update={"fixable": fixable})

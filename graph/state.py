@@ -96,6 +96,10 @@ class InputState(TypedDict, total=False):
 class State(InputState, total=False):
     """Internal state of a run."""
 
+    asked: str | None
+    """This run's request in words (``request`` is cleared once intake has read it)."""
+    asked_plan: Any
+    """This run's plan document (``explicit_plan`` is cleared once intake has read it)."""
     decision_id: str
     """Immutable id of this run's decision, the ledger's idempotency prefix."""
     pins: Pins

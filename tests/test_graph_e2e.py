@@ -300,3 +300,19 @@ def test_every_transition_is_checkpointed(runner: Runner) -> None:
     # Each checkpoint is its own row, and the latest one shows every step's ledger outcome.
     assert len({r["checkpoint_id"] for r in rows}) == len(rows)
     assert rows[0]["ledger"] == {"s1": "succeeded", "s2": "succeeded", "s3": "succeeded"}
+
+
+def test_a_thread_takes_a_request_after_an_explicit_plan_and_back(runner: Runner) -> None:
+    lookup = [{"name": "get_order_details", "arguments": {"order_id": PENDING_ORDER}}]
+    first = runner.start(explicit_plan=[{"name": "calculate", "arguments": {"expression": "1+1"}}])
+    assert first["status"] == "completed", first
+    thread = first["thread_id"]
+    words = runner.start(
+        request="I'm fatima.anderson1447@example.com, show me order #W2974929.", thread_id=thread
+    )
+    assert words["status"] == "completed", words
+    assert words["plan"]["source"] == "template"
+    again = runner.start(explicit_plan=lookup, thread_id=thread)
+    # Judged as the plan it is (no identity step before a lookup of a user's order).
+    assert again["status"] == "refused" and again["plan"]["source"] == "explicit"
+    assert "[identity.required]" in again["error"]

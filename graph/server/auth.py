@@ -121,9 +121,16 @@ async def search_assistants(
 
 
 @auth.on.threads.create
-async def create_thread(ctx: Auth.types.AuthContext, value: Auth.types.ThreadsCreate) -> None:
-    """Record the creator as the thread's owner."""
+async def create_thread(
+    ctx: Auth.types.AuthContext, value: Auth.types.ThreadsCreate
+) -> dict[str, str]:
+    """Record the creator as the thread's owner.
+
+    The owner filter also applies when the caller chooses the id of a thread that exists
+    (``if_exists: do_nothing``): another user's thread is never returned (409 instead).
+    """
     _set_owner(ctx, value)
+    return _own(ctx)
 
 
 @auth.on.threads.read
@@ -175,6 +182,41 @@ async def delete_thread(
     return None if _admin(ctx) else _own(ctx)
 
 
+RUN_CONTROLS = ("checkpoint_id", "checkpoint_ns", "checkpoint", "checkpoint_map")
+"""Configurable keys that would fork a run from another checkpoint (admins only)."""
+
+
+def _refuse_run_settings(ctx: Auth.types.AuthContext, kwargs: dict[str, Any]) -> None:
+    """Fix what a caller may not choose about a run; refuse what they tried to choose.
+
+    The run's context (replay mode, and anything a future field adds) and a fork from an
+    older checkpoint are the operator's, never the caller's: a request that sets them is
+    refused with 422 naming the field (admins excepted). Every transition is stored before
+    the next begins (``durability="sync"``): a lost approval record must never sit next to a
+    committed write.
+
+    Raises:
+        Auth.exceptions.HTTPException: 422 naming the field the caller may not set.
+    """
+    kwargs["durability"] = "sync"
+    if _admin(ctx):
+        return
+    context = kwargs.get("context") or {}
+    if context:
+        fields = ", ".join(sorted(str(k) for k in context))
+        raise Auth.exceptions.HTTPException(
+            status_code=422,
+            detail=f"the run context is set by the server, not the caller (got {fields})",
+        )
+    configurable = (kwargs.get("config") or {}).get("configurable") or {}
+    forks = [key for key in RUN_CONTROLS if configurable.get(key)]
+    if forks:
+        raise Auth.exceptions.HTTPException(
+            status_code=422,
+            detail=f"only an admin may run from another checkpoint (got {', '.join(forks)})",
+        )
+
+
 def _resume_of(command: Any) -> tuple[bool, Any]:
     if not isinstance(command, Mapping):
         return False, None
@@ -197,6 +239,7 @@ async def create_run(
         Auth.exceptions.HTTPException: 403 wrong role, 404/409/422 a resume that cannot apply.
     """
     kwargs = value.get("kwargs") or {}
+    _refuse_run_settings(ctx, kwargs)
     command = kwargs.get("command")
     privileged, resume = _resume_of(command)
     if not privileged:
