@@ -808,3 +808,49 @@ def test_compose_file_is_valid(tmp_path: Path) -> None:
             assert secret in spec["secrets"], secret
     assert "CREATE DATABASE planbound" in (deploy / "postgres-init.sql").read_text()
     assert "server api:8000" in (deploy / "nginx.conf").read_text()
+
+
+# -- the caller cannot choose what the server fixes ----------------------------------------------
+
+# Owned by the test below (left waiting).
+CLAIMED_ID = Order("fatima.muller6448@example.com", "#W9962383")
+
+
+def test_a_thread_id_of_another_user_is_not_handed_over(server: Server) -> None:
+    async def go() -> None:
+        theirs = await awaiting_review(server, "alice", CLAIMED_ID)
+        bob = server.client("bob")
+        code, body = await _refused(bob.threads.create(thread_id=theirs, if_exists="do_nothing"))
+        assert code == 409, (code, body)
+        assert "fatima" not in body and CLAIMED_ID.order_id not in body
+        # alice's thread is as it was.
+        thread = await server.client("alice").threads.get(theirs)
+        assert thread["status"] == "interrupted" and thread["metadata"]["owner"] == "alice"
+
+    run(go())
+
+
+# Owned by the test below (never run past its plan).
+FIXED_RUN = Order("evelyn.kovacs5369@example.com", "#W5694685")
+
+
+def test_run_context_and_forks_are_the_servers_not_the_callers(server: Server) -> None:
+    async def go() -> None:
+        alice = server.client("alice")
+        thread = (await alice.threads.create())["thread_id"]
+        request = {"request": FIXED_RUN.request}
+        for extra in (
+            {"context": {"replay": "safe"}},
+            {"context": {"home": "/tmp/elsewhere"}},
+            {"config": {"configurable": {"max_steps": 1000}}},
+            {"checkpoint_id": "1f0a0000-0000-6000-8000-000000000000"},
+        ):
+            code, body = await _refused(alice.runs.wait(thread, ASSISTANT, input=request, **extra))
+            assert code == 422, (extra, code, body)
+        assert (await alice.threads.get_state(thread))["values"] in ({}, None, [])
+        # Asked not to checkpoint every step, the server still stores every transition.
+        await alice.runs.wait(thread, ASSISTANT, input=request, durability="exit")
+        history = await alice.threads.get_history(thread, limit=50)
+        assert len(history) >= 5, [h["next"] for h in history]
+
+    run(go())
