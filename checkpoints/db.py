@@ -257,8 +257,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (thread_id, checkpoint_id))
         """,
     ),
+    (
+        4,
+        "audit journal",
+        """
+        CREATE TABLE IF NOT EXISTS audit_log (
+            decision_id TEXT NOT NULL,
+            stream TEXT NOT NULL CHECK (stream IN ('reviews', 'steps')),
+            n INTEGER NOT NULL,
+            thread_id TEXT,
+            kind TEXT NOT NULL,
+            body TEXT NOT NULL,
+            recorded_at {float} NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            PRIMARY KEY (decision_id, stream, n))
+        """,
+    ),
+    (5, "review claim leases", "ALTER TABLE review_claims ADD COLUMN lease_until {float}"),
 )
-"""planbound's own tables: the ledger, approvals and review claims (component ``planbound``)."""
+"""planbound's own tables: the ledger, approvals, review claims and the audit journal
+(component ``planbound``)."""
 
 _LEGACY = {1: ("retail", 1), 2: (CORE, 1), 3: (CORE, 2), 4: (CORE, 3)}
 """Where each version of the single-component layout (planbound 0.1) went."""

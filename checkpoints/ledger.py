@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from checkpoints.audit import AuditLog
 from checkpoints.db import Domain, as_domain
 
 LedgerStatus = Literal["started", "succeeded", "failed", "compensated"]
@@ -92,7 +93,10 @@ class Ledger:
         changes: list[dict[str, Any]] | None = None,
         error: str | None = None,
     ) -> None:
-        """Record a call's outcome (inside the transaction that holds its effects)."""
+        """Record a call's outcome (inside the transaction that holds its effects).
+
+        The outcome is also appended to the decision's audit journal, in the same transaction.
+        """
         self.conn.execute(
             "UPDATE ledger SET status = ?, attempts = ?, output = ?, output_hash = ?,"
             " changes = ?, error = ?, finished_at = ? WHERE decision_id = ? AND step_id = ?",
@@ -108,14 +112,29 @@ class Ledger:
                 step_id,
             ),
         )
+        body = {
+            "step_id": step_id,
+            "status": status,
+            "attempts": attempts,
+            "output_hash": output_hash,
+            "changes": _hash(changes or []),
+            "error": error,
+        }
+        AuditLog(self.conn).append(decision_id, "steps", "outcome", body)
 
     def mark_compensated(self, decision_id: str, step_id: str) -> None:
-        """Record that a succeeded step's effects were undone."""
-        self.conn.execute(
+        """Record that a succeeded step's effects were undone (journal included)."""
+        cur = self.conn.execute(
             "UPDATE ledger SET status = 'compensated' WHERE decision_id = ? AND step_id = ?"
             " AND status = 'succeeded'",
             (decision_id, step_id),
         )
+        if cur.rowcount:
+            AuditLog(self.conn).append(decision_id, "steps", "undo", {"step_id": step_id})
+
+
+def _hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 def _row(r: tuple[Any, ...]) -> LedgerRow:
@@ -164,45 +183,63 @@ class Approvals:
         checkpoint_id: str,
         reviewer: str,
         still_waiting: Callable[[], bool] | None = None,
+        *,
+        lease_s: float | None = None,
+        record: Callable[[], object] | None = None,
     ) -> None:
         """Claim the answer to the review pending at ``checkpoint_id``; only one claim wins.
 
-        The claim is held by this connection's session (PostgreSQL: an advisory lock; SQLite:
-        a lock on a file next to the database, held by this process) until :meth:`end_claim`.
-        A claim recorded by a holder that is gone (its process died before the answer moved
-        the thread on) is taken over, but only when ``still_waiting()`` confirms that the
-        thread still waits at ``checkpoint_id``; without ``still_waiting`` a recorded claim
-        is final.
+        A local claim (``lease_s`` None) is held by this connection's session (PostgreSQL: an
+        advisory lock; SQLite: a lock on a file next to the database, held by this process)
+        until :meth:`end_claim`. A server claim cannot outlive its request that way: it holds
+        a lease of ``lease_s`` seconds instead, time for its run to apply the answer.
+
+        A claim whose holder is gone (a dead process, an expired lease) is taken over, but
+        only when ``still_waiting()`` confirms that the thread still waits at
+        ``checkpoint_id``; without ``still_waiting`` a recorded claim is final. ``record``
+        runs in the transaction that takes the claim (the winning answer's journal entry).
 
         Raises:
             AlreadyDecided: a live holder has the claim, or the review was answered.
         """
         if not _HOLDS.acquire(self.conn, thread_id, checkpoint_id):
             raise AlreadyDecided(self._decided(thread_id, checkpoint_id))
+        now = time.time()
+        lease = None if lease_s is None else now + lease_s
         try:
             with self.conn.transaction(write=True):
                 row = self.conn.execute(
-                    "SELECT reviewer FROM review_claims WHERE thread_id = ? AND checkpoint_id = ?",
+                    "SELECT reviewer, lease_until FROM review_claims"
+                    " WHERE thread_id = ? AND checkpoint_id = ?",
                     (thread_id, checkpoint_id),
                 ).fetchone()
                 if row is None:
                     self.conn.execute(
-                        "INSERT INTO review_claims (thread_id, checkpoint_id, reviewer, claimed_at)"
-                        " VALUES (?, ?, ?, ?)",
-                        (thread_id, checkpoint_id, reviewer, time.time()),
+                        "INSERT INTO review_claims"
+                        " (thread_id, checkpoint_id, reviewer, claimed_at, lease_until)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (thread_id, checkpoint_id, reviewer, now, lease),
                     )
-                elif still_waiting is not None and still_waiting():
-                    # Its holder died before the answer took effect: the review is still open.
+                elif (
+                    (row[1] is None or float(row[1]) < now)
+                    and still_waiting is not None
+                    and still_waiting()
+                ):
+                    # Its holder is gone before the answer took effect: the review is open.
                     self.conn.execute(
-                        "UPDATE review_claims SET reviewer = ?, claimed_at = ?"
+                        "UPDATE review_claims SET reviewer = ?, claimed_at = ?, lease_until = ?"
                         " WHERE thread_id = ? AND checkpoint_id = ?",
-                        (reviewer, time.time(), thread_id, checkpoint_id),
+                        (reviewer, now, lease, thread_id, checkpoint_id),
                     )
                 else:
                     raise AlreadyDecided(_decided_by(thread_id, row[0]))
+                if record is not None:
+                    record()
         except BaseException:
             _HOLDS.release(self.conn, thread_id, checkpoint_id)
             raise
+        if lease_s is not None:
+            _HOLDS.release(self.conn, thread_id, checkpoint_id)  # the lease holds it now
 
     def end_claim(self, thread_id: str, checkpoint_id: str) -> None:
         """Stop holding a claim taken by :meth:`claim` (its record stays); never raises."""
@@ -247,6 +284,8 @@ class Approvals:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (decision_id, step_id, digest, reviewer, json.dumps(sorted(roles)), time.time()),
         )
+        body = {"step_id": step_id, "digest": digest, "reviewer": reviewer, "roles": sorted(roles)}
+        AuditLog(self.conn).append(decision_id, "steps", "approval used", body)
         return True
 
     def rows(self, decision_id: str) -> list[ApprovalRow]:

@@ -127,7 +127,7 @@ def run_step(
             return outcome
     except _Transient as exc:
         error = exc.message
-    with lock:
+    with lock, conn.transaction(write=True):
         if not writes:
             ledger.start(call.decision_id, call.step_id, spec.name, call.args)
         ledger.finish(

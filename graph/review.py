@@ -7,9 +7,11 @@ the thread is touched, and the node applies it with the same functions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from checkpoints.audit import AuditLog
+from checkpoints.ledger import AlreadyDecided, Approvals
 from graph.services import Services
 from graph.state import Pins
 from guards.errors import DecisionInvalid
@@ -172,3 +174,94 @@ def check_answer(
     ]
     decisions, _ = judge_answer(answer, pending, plan, services, actor, identity)
     return decisions
+
+
+def _journal_entry(
+    answer: Any, reviewer: str, roles: Sequence[str], checkpoint_id: str, outcome: str, detail: str
+) -> dict[str, Any]:
+    return {
+        "checkpoint_id": checkpoint_id,
+        "reviewer": reviewer,
+        "roles": sorted(roles),
+        "outcome": outcome,
+        "detail": detail,
+        "answer": answer,
+    }
+
+
+def decide_answer(
+    services: Services,
+    *,
+    thread_id: str,
+    checkpoint_id: str,
+    decision_id: str,
+    answer: Any,
+    request: Mapping[str, Any],
+    plan: Plan,
+    reviews: Iterable[StepReview],
+    actor: str | None,
+    identity: Identity | None = None,
+    still_waiting: Callable[[], bool] | None = None,
+    lease_s: float | None = None,
+) -> list[Decision]:
+    """Check an answer and claim the review for it; every answer is kept in the journal.
+
+    The answer is validated against the pending request (:func:`check_answer`); a refused one
+    is journalled as ``refused``. A valid one then claims the review pending at
+    ``checkpoint_id``: the first claim wins and is journalled as ``accepted`` in the same
+    transaction; a later one is journalled as ``lost`` and refused with "already decided".
+
+    Raises:
+        DecisionInvalid: the answer is malformed or not authorised.
+        AlreadyDecided: another answer already won this review.
+    """
+    reviewer = identity.id if identity is not None else _named_reviewer(answer)
+    roles: Sequence[str] = identity.roles if identity is not None else _named_roles(answer)
+    stores = services.stores
+    journal = AuditLog(stores.domain)
+
+    def keep(outcome: str, detail: str) -> None:
+        entry = _journal_entry(answer, reviewer, roles, checkpoint_id, outcome, detail)
+        with stores.lock:
+            journal.append_now(decision_id, "reviews", "answer", entry, thread_id)
+
+    try:
+        decisions = check_answer(
+            answer, request, plan, services, reviews=reviews, actor=actor, identity=identity
+        )
+    except DecisionInvalid as exc:
+        keep("refused", "; ".join(exc.problems))
+        raise
+    if decisions:  # the reviewer and roles as validated (identity, or the local default role)
+        reviewer, roles = decisions[0].reviewer, decisions[0].roles
+    accepted = _journal_entry(answer, reviewer, roles, checkpoint_id, "accepted", "")
+    try:
+        with stores.lock:
+            Approvals(stores.domain).claim(
+                thread_id,
+                checkpoint_id,
+                reviewer,
+                still_waiting=still_waiting,
+                lease_s=lease_s,
+                record=lambda: journal.append(
+                    decision_id, "reviews", "answer", accepted, thread_id
+                ),
+            )
+    except AlreadyDecided as exc:
+        keep("lost", str(exc))
+        raise
+    return decisions
+
+
+def _named_reviewer(answer: Any) -> str:
+    name = answer.get("reviewer") if isinstance(answer, Mapping) else None
+    return name if isinstance(name, str) and name.strip() else "unknown"
+
+
+def _named_roles(answer: Any) -> list[str]:
+    if not isinstance(answer, Mapping):
+        return []
+    roles = answer.get("roles", answer.get("role"))
+    if isinstance(roles, str):
+        return [roles]
+    return [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else []

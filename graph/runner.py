@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -18,7 +18,7 @@ from graph.context import Context
 from graph.errors import RunError, store_failure
 from graph.graph import build_graph
 from graph.planners.explicit import parse_plan_document
-from graph.review import check_answer, pending_request
+from graph.review import decide_answer, pending_request
 from graph.services import Services
 from graph.settings import Settings
 from graph.state import InputState
@@ -120,29 +120,25 @@ class Runner:
         if not isinstance(plan, Plan):
             raise RunError(f"thread {thread_id} has no plan", thread_id)
         verdict = snapshot.values.get("verdict")
-        services = self.services
-        check_answer(
-            answer,
-            request,
-            plan,
-            services,
-            reviews=verdict.reviews if verdict is not None else (),
-            actor=snapshot.values.get("actor"),
-        )
         self._require_seeded()
-        # One answer per pending review, across processes: the first claim wins. A claim
-        # whose process died before its answer moved the thread on is taken over.
+        # One answer per pending review, across processes and the server: the first claim
+        # wins. A claim whose process died before its answer moved the thread on is taken
+        # over. Every answer, the refused and the losing ones too, is journalled.
         checkpoint_id = str(snapshot.config["configurable"].get("checkpoint_id"))
-        reviewer = answer.get("reviewer") if isinstance(answer, Mapping) else None
         approvals = Approvals(self.stores.domain)
         try:
-            with self.stores.lock:
-                approvals.claim(
-                    thread_id,
-                    checkpoint_id,
-                    str(reviewer or "unknown"),
-                    still_waiting=lambda: self._waiting_at(thread_id, checkpoint_id),
-                )
+            decide_answer(
+                self.services,
+                thread_id=thread_id,
+                checkpoint_id=checkpoint_id,
+                decision_id=str(snapshot.values.get("decision_id")),
+                answer=answer,
+                request=request,
+                plan=plan,
+                reviews=verdict.reviews if verdict is not None else (),
+                actor=snapshot.values.get("actor"),
+                still_waiting=lambda: self._waiting_at(thread_id, checkpoint_id),
+            )
         except AlreadyDecided as exc:
             raise RunError(str(exc), thread_id) from None
         try:

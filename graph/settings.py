@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     )
     max_write_steps: int = Field(default=3, ge=1, validation_alias="PLANBOUND_MAX_WRITE_STEPS")
     pg_pool_max: int = Field(default=10, ge=1, validation_alias="PLANBOUND_PG_POOL_MAX")
+    review_lease_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=86400,
+        validation_alias="PLANBOUND_REVIEW_LEASE_S",
+        description="How long a server answer holds its review before another may take it.",
+    )
 
     @field_validator("database_uri", "opa_url", "templates", "policy_dir", mode="before")
     @classmethod

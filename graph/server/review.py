@@ -12,9 +12,10 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from checkpoints.ledger import AlreadyDecided
 from checkpoints.server import latest, reader
 from graph.graph import SERVICES
-from graph.review import check_answer, pending_request
+from graph.review import decide_answer, pending_request
 from graph.state import STATE_TYPES
 from guards.compat import from_agent_inbox
 from guards.errors import DecisionInvalid
@@ -95,19 +96,29 @@ async def check_resume(thread_id: str | None, resume: Any, identity: Identity) -
             if len(resume) != 1:
                 raise ResumeRefused(422, ["answer the one pending review request once"])
             answer = next(iter(resume.values()))
+    checkpoint_id = str(tup.config["configurable"].get("checkpoint_id"))
     try:
+        # Checked, claimed and journalled in one step: one answer wins, across workers and
+        # replicas; the others get 409 and are kept in the journal as lost.
         await asyncio.to_thread(
-            check_answer,
-            answer,
-            request,
-            plan,
+            decide_answer,
             SERVICES,
+            thread_id=str(thread_id),
+            checkpoint_id=checkpoint_id,
+            decision_id=str(values.get("decision_id")),
+            answer=answer,
+            request=request,
+            plan=plan,
             reviews=verdict.reviews if isinstance(verdict, Verdict) else (),
             actor=values.get("actor"),
             identity=identity,
+            still_waiting=lambda: True,  # it waits at checkpoint_id: read just above
+            lease_s=settings.review_lease_s,
         )
     except DecisionInvalid as exc:
         raise ResumeRefused(422, exc.problems) from exc
+    except AlreadyDecided as exc:
+        raise ResumeRefused(409, [str(exc)]) from exc
 
 
 def _as_list(value: Any) -> list[Any]:
