@@ -30,6 +30,8 @@ MAX_REQUEST_CHARS = 4000
 """Longest request in words, in characters."""
 
 _SCALAR_SIZES = {True: 4, False: 5, None: 4}
+_EXACT_INT_BITS = 10_000
+"""Integers up to this many bits are counted digit by digit (Python refuses 4300+ digits)."""
 
 
 def document_problem(
@@ -68,7 +70,7 @@ def document_problem(
         else:
             size += _scalar_size(item)
         if size > max_bytes:
-            return f"{what} is larger than {max_bytes // 1024} KiB as JSON (the limit)"
+            return f"{what} is larger than {_bytes(max_bytes)} as JSON (the limit)"
     return None
 
 
@@ -85,8 +87,14 @@ def _scalar_size(value: Any) -> int:
     if isinstance(value, str):
         return len(json.dumps(value, ensure_ascii=False).encode())
     if isinstance(value, int):
+        if value.bit_length() <= _EXACT_INT_BITS:
+            return len(str(value))
         # Estimated from the bit length: a huge int cannot be turned into digits at all.
-        return int(value.bit_length() * 0.30103) + 2
+        return int(value.bit_length() * 0.30103)
     if isinstance(value, float):
         return len(json.dumps(value))
     return len(repr(value))
+
+
+def _bytes(count: int) -> str:
+    return f"{count // 1024} KiB" if count % 1024 == 0 else f"{count} bytes"
