@@ -1,10 +1,12 @@
 """Approval digests, validation of a reviewer's answer, and reviewer authorization.
 
 Answers follow LangChain's human-in-the-loop schema (``decisions`` of type ``approve`` /
-``edit`` / ``reject``) plus who answers. Behind the LangGraph server the reviewer and their
-roles come from authentication and the payload cannot change them; local callers (the CLI,
-the Python API) name the reviewer and role in the answer (``role`` defaults to
-``reviewer``). Whether a reviewer may approve a step is the policy's decision.
+``edit`` / ``reject``) plus who answers; :class:`Answer` is that shape, checked whole before
+the rules across fields (step ids, counts, who answers) are applied to it. Behind the
+LangGraph server the reviewer and their roles come from authentication and the payload
+cannot change them; local callers (the CLI, the Python API) name the reviewer and role in
+the answer (``role`` defaults to ``reviewer``). Whether a reviewer may approve a step is
+the policy's decision.
 """
 
 from __future__ import annotations
