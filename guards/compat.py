@@ -10,13 +10,16 @@ request, in order:
 
 The result is planbound's resume shape (``{"decisions": [...]}``, see
 :func:`guards.review.parse_answer`), which then goes through the same validation as any other
-answer. The legacy shape names no reviewer; the reviewer comes from whoever is authenticated.
+answer: ``args`` are handed on as they are, so that validation names what is wrong with
+them in planbound's terms. The legacy shape names no reviewer; the reviewer comes from
+whoever is authenticated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 LEGACY_TYPES = ("accept", "edit", "response", "ignore")
 
@@ -24,29 +27,79 @@ IGNORED = "ignored by the reviewer"
 """The reject message recorded for an ``ignore`` answer."""
 
 
-def _is_human_response(item: Any) -> bool:
-    return (
-        isinstance(item, Mapping)
-        and item.get("type") in LEGACY_TYPES
-        and set(item) <= {"type", "args"}
-    )
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    args: Any = Field(default=None, description="The answer's argument, by type.")
+
+    def decision(self) -> dict[str, Any]:
+        """Return the answer as a planbound decision (unvalidated)."""
+        raise NotImplementedError
 
 
-def _decision(item: Mapping[str, Any]) -> dict[str, Any]:
-    kind, args = item["type"], item.get("args")
-    if kind == "accept":
+class Accept(_Response):
+    """Approve the step as it is."""
+
+    type: Literal["accept"]
+
+    def decision(self) -> dict[str, Any]:
+        """Return ``{"type": "approve"}``."""
         return {"type": "approve"}
-    if kind == "edit":
-        if isinstance(args, Mapping) and set(args) <= {"action", "args"}:
-            action: dict[str, Any] = {"arguments": args.get("args")}
-            if "action" in args:
-                action["name"] = args["action"]
-            return {"type": "edit", "edited_action": action}
-        # Handed on as it is, so validation names what is wrong with it.
-        return {"type": "edit", "edited_action": args}
-    if kind == "response":
-        return {"type": "reject", "message": args}
-    return {"type": "reject", "message": IGNORED}
+
+
+class ActionRequest(BaseModel):
+    """The call an ``edit`` puts in place of the step's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Any = Field(default=None, description="The tool name (the step's when left out).")
+    args: Any = Field(default=None, description="The new arguments.")
+
+
+class Edit(_Response):
+    """Run the step with another call (``args`` is an :class:`ActionRequest`)."""
+
+    type: Literal["edit"]
+
+    def decision(self) -> dict[str, Any]:
+        """Return an ``edit`` decision, or hand malformed ``args`` on as the edited action."""
+        try:
+            request = ActionRequest.model_validate(self.args)
+        except ValidationError:
+            return {"type": "edit", "edited_action": self.args}
+        action: dict[str, Any] = {"arguments": request.args}
+        if "action" in request.model_fields_set:
+            action["name"] = request.action
+        return {"type": "edit", "edited_action": action}
+
+
+class Response(_Response):
+    """Send the step back with a message (``args``): a reject."""
+
+    type: Literal["response"]
+
+    def decision(self) -> dict[str, Any]:
+        """Return a ``reject`` decision carrying the message."""
+        return {"type": "reject", "message": self.args}
+
+
+class Ignore(_Response):
+    """Decline the step: a reject."""
+
+    type: Literal["ignore"]
+
+    def decision(self) -> dict[str, Any]:
+        """Return a ``reject`` decision recording :data:`IGNORED`."""
+        return {"type": "reject", "message": IGNORED}
+
+
+HumanResponse = Annotated[Accept | Edit | Response | Ignore, Field(discriminator="type")]
+"""One legacy answer, told apart by its ``type``."""
+
+_ONE: TypeAdapter[HumanResponse] = TypeAdapter(HumanResponse)
+_MANY: TypeAdapter[list[HumanResponse]] = TypeAdapter(
+    Annotated[list[HumanResponse], Field(min_length=1)]
+)
 
 
 def from_agent_inbox(answer: Any) -> Any:
@@ -59,8 +112,10 @@ def from_agent_inbox(answer: Any) -> Any:
     Returns:
         ``{"decisions": [...]}`` for a legacy answer, else ``answer`` itself.
     """
-    if _is_human_response(answer):
-        return {"decisions": [_decision(answer)]}
-    if isinstance(answer, list) and answer and all(_is_human_response(item) for item in answer):
-        return {"decisions": [_decision(item) for item in answer]}
-    return answer
+    adapter: TypeAdapter[Any] = _MANY if isinstance(answer, list) else _ONE
+    try:
+        parsed = adapter.validate_python(answer)
+    except ValidationError:
+        return answer
+    responses = parsed if isinstance(parsed, list) else [parsed]
+    return {"decisions": [r.decision() for r in responses]}

@@ -114,3 +114,31 @@ def test_a_legacy_edit_becomes_a_typed_edit_decision() -> None:
         "cancel_pending_order",
         {"reason": "y"},
     )
+
+
+def test_a_legacy_edit_without_an_action_keeps_the_steps_tool() -> None:
+    (decision,) = parse_answer(
+        from_agent_inbox({"type": "edit", "args": {"args": {"reason": "y"}}}) | {"reviewer": "a"},
+        PENDING[:1],
+        PLAN,
+    )
+    assert (decision.tool, decision.args) == ("cancel_pending_order", {"reason": "y"})
+
+
+@pytest.mark.parametrize(
+    ("legacy", "problem"),
+    [
+        ({"type": "response", "args": {"text": "no"}}, "decisions[0].message must be a string"),
+        ({"type": "edit", "args": {"action": "t"}}, "decisions[0].edited_action.arguments must be"),
+        (
+            {"type": "edit", "args": {"action": "t", "args": {}, "why": "x"}},
+            "decisions[0].edited_action has unknown keys ['action', 'args', 'why']",
+        ),
+    ],
+)
+def test_malformed_legacy_arguments_are_named_in_planbound_terms(
+    legacy: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(DecisionInvalid) as info:
+        parse_answer(from_agent_inbox(legacy) | {"reviewer": "ann"}, PENDING[:1], PLAN)
+    assert any(p.startswith(problem) for p in info.value.problems), info.value.problems

@@ -8,7 +8,15 @@ from graph.planners.explicit import parse_plan_document
 from guards.errors import DecisionInvalid, PlanInvalid
 from guards.judgement import StepReview, approval_digest
 from guards.plan import Plan, Step
-from guards.review import parse_answer
+from guards.review import (
+    DEFAULT_ROLE,
+    Answer,
+    ApproveDecision,
+    EditDecision,
+    Identity,
+    RejectDecision,
+    parse_answer,
+)
 
 PLAN = Plan(
     source="explicit",
@@ -179,3 +187,138 @@ def test_malformed_plan_documents_are_refused_with_the_field(doc: Any, problem: 
     with pytest.raises(PlanInvalid) as info:
         parse_plan_document(doc)
     assert any(problem in p for p in info.value.problems), info.value.problems
+
+
+@pytest.mark.parametrize(
+    ("payload", "problems"),
+    [
+        (
+            {"decisions": [3, {"step": "s2"}], "reviewer": "a"},
+            [
+                "decisions[0] must be an object, got int",
+                "decisions[1].type must be one of approve, edit, reject, got None",
+            ],
+        ),
+        (
+            {
+                "decisions": [
+                    {"type": "approve", "edited_action": {"arguments": {}}, "note": "ok"},
+                    {"type": "reject", "message": 5},
+                ],
+                "reviewer": "a",
+            },
+            [
+                "decisions[0]: 'edited_action' is only allowed with type 'edit'",
+                "decisions[0] has unknown keys ['note']",
+                "decisions[1].message must be a string",
+            ],
+        ),
+        (
+            {
+                "decisions": [
+                    {"type": "edit", "edited_action": {"name": "", "arguments": {}, "x": 1}},
+                    {"type": "edit", "edited_action": "cancel it"},
+                ],
+                "reviewer": 5,
+                "roles": "admin",
+            },
+            [
+                "decisions[0].edited_action has unknown keys ['x']",
+                "decisions[0].edited_action.name must be a tool name",
+                "decisions[1].edited_action must be an object with 'name' and 'arguments'",
+                "'reviewer' must be a string",
+                "'roles' must be a list",
+            ],
+        ),
+        (
+            {"decisions": [{"type": "approve", "step_id": 2}], "reviewer": "a", "role": " "},
+            ["decisions[0].step_id must be a string", "'role' must be a non-empty string"],
+        ),
+        (
+            {
+                "decisions": [{"type": "approve", "step_id": "s2"}, {"type": "approve"}],
+                "reviewer": "a",
+                "role": "reviewer",
+                "roles": ["admin"],
+            },
+            ["give 'role' or 'roles', not both", "either every decision names its 'step_id'"],
+        ),
+        (
+            {"decisions": [{"type": "approve"}] * 3},
+            [
+                "expected 2 decisions (one per pending step: s2, s3), got 3",
+                "decisions[0]: a reviewer is required",
+                "decisions[1]: a reviewer is required",
+                "decisions[2]: a reviewer is required",
+            ],
+        ),
+    ],
+)
+def test_every_problem_is_listed_with_its_field(payload: Any, problems: list[str]) -> None:
+    with pytest.raises(DecisionInvalid) as info:
+        parse_answer(payload, PENDING, PLAN)
+    assert len(info.value.problems) == len(problems), info.value.problems
+    for got, want in zip(info.value.problems, problems, strict=True):
+        assert got.startswith(want), info.value.problems
+
+
+def test_reviewer_and_roles_come_from_the_answer_or_the_decision() -> None:
+    got = parse_answer(
+        {
+            "decisions": [
+                {"type": "approve", "reviewer": " cy "},
+                {"type": "edit", "edited_action": {"arguments": {"user_id": "v"}}},
+            ],
+            "reviewer": " bo ",
+            "roles": ["supervisor", "admin", "admin"],
+        },
+        PENDING,
+        PLAN,
+    )
+    assert [(d.reviewer, d.roles) for d in got] == [
+        ("cy", ["admin", "supervisor"]),
+        ("bo", ["admin", "supervisor"]),
+    ]
+    assert (got[1].tool, got[1].args) == ("modify_user_address", {"user_id": "v"})
+    (alone,) = parse_answer(
+        {"decisions": [{"type": "approve", "step_id": "s2"}], "reviewer": "a"}, PENDING, PLAN
+    )
+    assert alone.roles == [DEFAULT_ROLE]
+
+
+def test_an_identity_overrides_whatever_the_answer_says() -> None:
+    got = parse_answer(
+        {
+            "decisions": [{"type": "approve", "reviewer": "mallory"}, {"type": "reject"}],
+            "reviewer": "mallory",
+            "role": "admin",
+        },
+        PENDING,
+        PLAN,
+        identity=Identity(id="ann", roles=("reviewer",)),
+    )
+    assert [(d.reviewer, d.roles, d.message) for d in got] == [
+        ("ann", ["reviewer"], None),
+        ("ann", ["reviewer"], None),
+    ]
+    # Only the identity can stand in for a missing reviewer.
+    (approved,) = parse_answer(
+        {"decisions": [{"type": "approve", "step_id": "s3"}]},
+        PENDING,
+        PLAN,
+        identity=Identity(id="ann"),
+    )
+    assert (approved.step_id, approved.reviewer, approved.roles) == ("s3", "ann", [])
+
+
+def test_the_answer_model_is_a_union_on_type() -> None:
+    answer = Answer.model_validate(
+        {
+            "decisions": [
+                {"type": "approve"},
+                {"type": "edit", "edited_action": {"arguments": {}}},
+                {"type": "reject", "message": "no"},
+            ]
+        }
+    )
+    assert [type(d) for d in answer.decisions] == [ApproveDecision, EditDecision, RejectDecision]

@@ -15,16 +15,58 @@ An explicit plan is still verified and governed like any other.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from guards.errors import PlanInvalid
-from guards.plan import CannotPlan, Plan, PlanRequest, Step, content_hash
+from guards.limits import MAX_PLAN_BYTES, document_problem
+from guards.plan import STEP_ID, CannotPlan, Plan, PlanRequest, Step, content_hash
+from guards.problems import field_path, type_name
 
-_ALIASES = {"name": "tool", "arguments": "args", "kwargs": "args", "action_id": "id"}
-_IGNORED = {"requestor", "info", "compare_args"}
-_STEP_KEYS = {"id", "tool", "args", "depends_on", "description"}
+ALIASES = {"name": "tool", "arguments": "args", "kwargs": "args", "action_id": "id"}
+"""τ²-bench's names for a step's fields."""
+
+NOT_A_LIST = "the plan must be a list of steps or an object with a 'steps' list"
+
+
+class DocumentStep(BaseModel):
+    """A step as written: planbound's field names or τ²-bench's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(pattern=STEP_ID)] | None = Field(
+        default=None,
+        validation_alias=AliasChoices("id", "action_id"),
+        description="The step id; ``s<position>`` when left out.",
+    )
+    tool: str = Field(min_length=1, validation_alias=AliasChoices("tool", "name"))
+    args: dict[str, Any] = Field(
+        default_factory=dict, validation_alias=AliasChoices("args", "arguments", "kwargs")
+    )
+    depends_on: list[str] = Field(default_factory=list)
+    description: str = ""
+    requestor: Any = Field(default=None, description="τ² bookkeeping, ignored.")
+    info: Any = Field(default=None, description="τ² bookkeeping, ignored.")
+    compare_args: Any = Field(default=None, description="τ² bookkeeping, ignored.")
+
+
+class PlanDocument(BaseModel):
+    """A plan document: ``{"goal", "steps"}``, or an action list as ``actions``.
+
+    A bare list is read as ``actions``. ``id``, ``source`` and ``template`` (a plan written
+    out by planbound) are accepted and ignored: they are recomputed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    goal: str | None = Field(default=None, description="What the plan is for.")
+    steps: list[DocumentStep] | None = Field(default=None, description="Steps, as a graph.")
+    actions: list[DocumentStep] | None = Field(default=None, description="Steps, in sequence.")
+    id: Any = Field(default=None, description="Ignored: a plan's id is its content hash.")
+    source: Any = Field(default=None, description="Ignored: an explicit plan is explicit.")
+    template: Any = Field(default=None, description="Ignored.")
 
 
 def parse_plan_document(document: Any, goal: str = "") -> Plan:
@@ -33,56 +75,71 @@ def parse_plan_document(document: Any, goal: str = "") -> Plan:
     Raises:
         PlanInvalid: naming each malformed step and field.
     """
-    sequential = not isinstance(document, Mapping) or "steps" not in document
-    if isinstance(document, Mapping):
-        unknown = sorted(set(document) - {"goal", "steps", "actions", "id", "source", "template"})
-        if unknown:
-            raise PlanInvalid([f"unknown top-level keys {unknown} (expected 'goal' and 'steps')"])
-        raw_steps = document.get("steps", document.get("actions"))
-        goal = str(document.get("goal") or goal)
-    else:
-        raw_steps = document
-    if not isinstance(raw_steps, list):
-        raise PlanInvalid(["the plan must be a list of steps or an object with a 'steps' list"])
-
-    problems: list[str] = []
-    steps: list[Step] = []
-    items: list[dict[str, Any]] = []
-    for i, raw in enumerate(raw_steps):
-        where = f"steps[{i}]"
-        if not isinstance(raw, Mapping):
-            problems.append(f"{where} must be an object, got {type(raw).__name__}")
-            continue
-        item: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key in _IGNORED:
-                continue
-            target = _ALIASES.get(key, key)
-            if target not in _STEP_KEYS:
-                problems.append(f"{where} has unknown key {key!r}")
-                continue
-            if target in item:
-                problems.append(f"{where} gives {target!r} twice (as {key!r})")
-                continue
-            item[target] = value
-        item.setdefault("id", f"s{i + 1}")
-        items.append(item)
-    if sequential and not any("depends_on" in item for item in items):
-        for before, item in zip(items, items[1:], strict=False):
-            item["depends_on"] = [before["id"]]
-    for i, item in enumerate(items):
-        where = f"steps[{i}]"
-        try:
-            steps.append(Step.model_validate(item))
-        except ValidationError as exc:
-            for err in exc.errors():
-                loc = ".".join(str(p) for p in err["loc"])
-                problems.append(f"{where}.{loc}: {err['msg']}")
-    if problems:
-        raise PlanInvalid(problems)
-    return Plan(
-        source="explicit", goal=goal or f"explicit plan {content_hash(raw_steps, 8)}", steps=steps
+    too_big = document_problem(document, "the plan", MAX_PLAN_BYTES)
+    if too_big is not None:
+        raise PlanInvalid([too_big])
+    data = document if isinstance(document, Mapping) else {"actions": document}
+    try:
+        parsed = PlanDocument.model_validate(data)
+    except ValidationError as exc:
+        raise PlanInvalid(_problems(exc)) from None
+    if parsed.steps is not None and parsed.actions is not None:
+        raise PlanInvalid(["give 'steps' or 'actions', not both"])
+    written = parsed.steps if parsed.steps is not None else parsed.actions
+    if written is None:
+        raise PlanInvalid([NOT_A_LIST])
+    ids = [s.id or f"s{i + 1}" for i, s in enumerate(written)]
+    sequential = parsed.steps is None and not any(
+        "depends_on" in s.model_fields_set for s in written
     )
+    steps: list[Step] = []
+    for i, (s, step_id) in enumerate(zip(written, ids, strict=True)):
+        depends_on = [ids[i - 1]] if sequential and i else s.depends_on
+        steps.append(
+            Step(
+                id=step_id,
+                tool=s.tool,
+                args=s.args,
+                depends_on=depends_on,
+                description=s.description,
+            )
+        )
+    raw_steps = data.get("steps", data.get("actions"))
+    return Plan(
+        source="explicit",
+        goal=parsed.goal or goal or f"explicit plan {content_hash(raw_steps, 8)}",
+        steps=steps,
+    )
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    """Say what is wrong in the document, naming ``steps[i].field`` as it was written."""
+    errors = exc.errors()
+    top = [
+        str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 1
+    ]
+    problems = (
+        [f"unknown top-level keys {sorted(top)} (expected 'goal' and 'steps')"] if top else []
+    )
+    problems += [_problem(e) for e in errors if len(e["loc"]) > 1 or e["type"] != "extra_forbidden"]
+    return list(dict.fromkeys(problems))
+
+
+def _problem(err: ErrorDetails) -> str:
+    loc = err["loc"]
+    if loc in (("steps",), ("actions",)):
+        return NOT_A_LIST
+    if loc[0] not in ("steps", "actions"):
+        return f"{field_path(loc)}: {err['msg']}"
+    where = field_path(("steps", *loc[1:2]))
+    if len(loc) == 2:
+        return f"{where} must be an object, got {type_name(err['input'])}"
+    key = str(loc[2])
+    if err["type"] == "extra_forbidden" and len(loc) == 3:
+        if key in ALIASES:
+            return f"{where} gives {ALIASES[key]!r} twice (as {key!r})"
+        return f"{where} has unknown key {key!r}"
+    return f"{field_path(loc[2:], where)}: {err['msg']}"
 
 
 class ExplicitPlanner:

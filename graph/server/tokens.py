@@ -27,14 +27,26 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from guards.problems import field_path, unknown_keys
 
 FILE_ENV = "PLANBOUND_AUTH_FILE"
 INLINE_ENV = "PLANBOUND_AUTH_TOKENS"
 
-ROLES = ("requester", "reviewer", "supervisor", "admin")
+Role = Literal["requester", "reviewer", "supervisor", "admin"]
+ROLES: tuple[str, ...] = get_args(Role)
 """Every role a token may carry."""
 
 REVIEW_ROLES = frozenset({"reviewer", "supervisor", "admin"})
@@ -77,65 +89,115 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class TokenEntry(BaseModel):
+    """One entry of the table: who holds a token and with which roles."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    identity: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
+        description="Who the token belongs to (recorded as the reviewer or requester)."
+    )
+    display_name: str | None = Field(default=None, description="A name to show; the identity.")
+    roles: list[Role] = Field(min_length=1, description="What the holder may do.")
+    token: Annotated[str, Field(min_length=16)] | None = Field(
+        default=None, description="The token itself (prefer ``token_sha256``)."
+    )
+    token_sha256: Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{64}$")] | None = Field(
+        default=None, description="The hex SHA-256 of the token."
+    )
+
+    @model_validator(mode="after")
+    def _one_token(self) -> TokenEntry:
+        if (self.token is None) == (self.token_sha256 is None):
+            raise PydanticCustomError("one_token", "needs exactly one of 'token' or 'token_sha256'")
+        return self
+
+    @property
+    def key(self) -> str:
+        """The digest the table is keyed by."""
+        return digest(self.token) if self.token is not None else str(self.token_sha256).lower()
+
+    def holder(self) -> Identity:
+        """Return who holds the token."""
+        return Identity(
+            identity=self.identity,
+            display_name=self.display_name or self.identity,
+            roles=tuple(dict.fromkeys(self.roles)),
+        )
+
+
+class TokenDocument(BaseModel):
+    """The table as written: ``{"tokens": [...]}``; a bare list stands for ``tokens``.
+
+    Other keys of the object are ignored.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    tokens: list[TokenEntry]
+
+
+_FIELD_PROBLEMS = {
+    "identity": "must be a non-empty string",
+    "display_name": "must be a string",
+    "roles": f"must be a non-empty list drawn from {', '.join(ROLES)}",
+    "token": "must be a string of at least 16 characters",
+    "token_sha256": "must be 64 hex digits",
+}
+
+
 def parse_table(data: Any, source: str) -> dict[str, Identity]:
     """Validate a token table document and return it keyed by token digest.
 
     Raises:
         AuthConfigError: naming every malformed entry.
     """
-    entries = data.get("tokens") if isinstance(data, Mapping) else data
-    if not isinstance(entries, list):
-        raise AuthConfigError(f"{source}: expected a list of tokens or {{'tokens': [...]}}")
+    try:
+        document = TokenDocument.model_validate(
+            data if isinstance(data, Mapping) else {"tokens": data}
+        )
+    except ValidationError as exc:
+        raise AuthConfigError("; ".join(_problems(exc, source))) from None
     table: dict[str, Identity] = {}
     problems: list[str] = []
-    for i, entry in enumerate(entries):
-        where = f"{source}: tokens[{i}]"
-        if not isinstance(entry, Mapping):
-            problems.append(f"{where} must be an object")
-            continue
-        unknown = sorted(
-            set(entry) - {"identity", "display_name", "roles", "token", "token_sha256"}
-        )
-        if unknown:
-            problems.append(f"{where} has unknown keys {unknown}")
-        identity = entry.get("identity")
-        if not isinstance(identity, str) or not identity.strip():
-            problems.append(f"{where}.identity must be a non-empty string")
-            continue
-        roles = entry.get("roles")
-        if (
-            not isinstance(roles, list)
-            or not roles
-            or not all(isinstance(r, str) and r in ROLES for r in roles)
-        ):
-            problems.append(f"{where}.roles must be a non-empty list drawn from {', '.join(ROLES)}")
-            continue
-        token, hashed = entry.get("token"), entry.get("token_sha256")
-        if (token is None) == (hashed is None):
-            problems.append(f"{where} needs exactly one of 'token' or 'token_sha256'")
-            continue
-        if token is not None:
-            if not isinstance(token, str) or len(token) < 16:
-                problems.append(f"{where}.token must be a string of at least 16 characters")
-                continue
-            key = digest(token)
+    for i, entry in enumerate(document.tokens):
+        if entry.key in table:
+            problems.append(f"{source}: tokens[{i}]: the same token is listed twice")
         else:
-            if not isinstance(hashed, str) or len(hashed) != 64:
-                problems.append(f"{where}.token_sha256 must be 64 hex digits")
-                continue
-            key = hashed.lower()
-        if key in table:
-            problems.append(f"{where}: the same token is listed twice")
-            continue
-        name = entry.get("display_name", identity)
-        table[key] = Identity(
-            identity=identity.strip(),
-            display_name=name if isinstance(name, str) and name else identity.strip(),
-            roles=tuple(dict.fromkeys(roles)),
-        )
+            table[entry.key] = entry.holder()
     if problems:
         raise AuthConfigError("; ".join(problems))
     return table
+
+
+def _problems(exc: ValidationError, source: str) -> list[str]:
+    """Name each malformed entry and field, once per field."""
+    errors = exc.errors()
+    problems = [
+        f"{source}: {field_path(parent)} has unknown keys {keys}"
+        for parent, keys in unknown_keys(errors).items()
+    ]
+    named: set[str] = set()
+    for err in errors:
+        loc = err["loc"]
+        if err["type"] == "extra_forbidden":
+            continue
+        if len(loc) <= 1:
+            problems.append(f"{source}: expected a list of tokens or {{'tokens': [...]}}")
+            continue
+        where = field_path(loc[:2])
+        if len(loc) == 2:
+            problem = (
+                f"{where} must be an object"
+                if err["type"] in ("model_type", "model_attributes_type")
+                else f"{where} {err['msg']}"
+            )
+        else:
+            problem = f"{where}.{loc[2]} {_FIELD_PROBLEMS[str(loc[2])]}"
+        if problem not in named:
+            named.add(problem)
+            problems.append(f"{source}: {problem}")
+    return problems
 
 
 def _read_file(path: Path) -> Any:
