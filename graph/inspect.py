@@ -32,7 +32,8 @@ def outcome(thread_id: str, snapshot: StateSnapshot) -> dict[str, Any]:
             {
                 "step_id": a["step_id"],
                 "tool": a["name"],
-                "args": a["arguments"],
+                # A review asked before ``args`` (LangChain's name) spelt it ``arguments``.
+                "args": a["args"] if "args" in a else a.get("arguments", {}),
                 "reason": reasons.get(a["step_id"], a.get("description", "")),
             }
             for a in request["action_requests"]

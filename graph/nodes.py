@@ -23,12 +23,20 @@ from graph.state import Pins, State
 from guards.errors import DecisionInvalid, PlanInvalid
 from guards.judgement import Decision, Verdict
 from guards.plan import CannotPlan, Plan, PlanRequest
-from guards.review import apply_edits, identity_from_config
+from guards.review import DECLINING, apply_edits, identity_from_config
 from guards.screening import screen_input
 
 
 def _replay(runtime: Runtime[Context]) -> str:
     return runtime.context.replay if runtime.context is not None else "off"
+
+
+def _declined(decision: Decision) -> str:
+    """Say which step a reject or a respond stopped, who gave it and their message."""
+    if decision.type == "respond":
+        return f"{decision.step_id} not run: {decision.reviewer} responded: {decision.message}"
+    note = f": {decision.message}" if decision.message else ""
+    return f"{decision.step_id} rejected by {decision.reviewer}{note}"
 
 
 def _plan(state: State) -> Plan:
@@ -150,8 +158,9 @@ class Nodes:
         """Ask a human about every step that needs review and has no valid approval.
 
         Nothing but formatting happens before ``interrupt()``; the answer is validated and,
-        if malformed, the same request is asked again with the problem stated, so the thread
-        stays resumable.
+        if malformed or naming another review (decision or plan), the same request is asked
+        again with the problem stated, so the thread stays resumable. A reject or a respond
+        ends the run as ``rejected``, its message kept in the decision.
         """
         pause_point("node:approve")
         services = self.services
@@ -187,23 +196,26 @@ class Nodes:
             answer = interrupt(value)
             try:
                 decisions, _ = judge_answer(
-                    answer, remaining, current, services, state.get("actor"), identity
+                    answer,
+                    remaining,
+                    current,
+                    services,
+                    state.get("actor"),
+                    identity,
+                    decision_id=state["decision_id"],
                 )
             except DecisionInvalid as exc:
                 problem = str(exc)
                 continue
             problem = None
             answered.update({d.step_id: d for d in decisions})
-            if any(d.type == "reject" for d in decisions) or len(answered) == len(pending):
+            if any(d.type in DECLINING for d in decisions) or len(answered) == len(pending):
                 break
 
         given = list(answered.values())
-        rejected = [d for d in given if d.type == "reject"]
+        rejected = [d for d in given if d.type in DECLINING]
         if rejected:
-            notes = "; ".join(
-                f"{d.step_id} rejected by {d.reviewer}" + (f": {d.message}" if d.message else "")
-                for d in rejected
-            )
+            notes = "; ".join(_declined(d) for d in rejected)
             return {"decisions": given, "status": "rejected", "error": notes}
 
         new_plan = apply_edits(current, given)

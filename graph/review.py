@@ -20,7 +20,7 @@ from guards.plan import Plan, Step
 from guards.review import Identity, apply_edits, authorize, parse_answer
 from tools.catalog import Catalog
 
-DECISIONS_ALLOWED = ["approve", "edit", "reject"]
+DECISIONS_ALLOWED = ["approve", "edit", "reject", "respond"]
 
 
 def digest(step: Step, plan: Plan, pins: Pins) -> str:
@@ -54,14 +54,20 @@ def review_request(
     catalog: Catalog,
     problem: str | None,
 ) -> dict[str, Any]:
-    """Format the interrupt value in LangChain's human-in-the-loop schema."""
+    """Format the interrupt value in LangChain's human-in-the-loop schema.
+
+    A ``HITLRequest``: ``action_requests`` (``name``, ``args``, ``description``, plus the
+    ``step_id``) and ``review_configs`` (``action_name``, ``allowed_decisions``, the tool's
+    ``args_schema``), plus the ``decision_id`` and ``plan_id`` an answer names back, the
+    pinned versions, and the problem with the last answer, if any.
+    """
     requests, configs = [], []
     for review in pending:
         step = plan.step(review.step_id)
         requests.append(
             {
                 "name": step.tool,
-                "arguments": step.args,
+                "args": step.args,
                 "description": f"Step {step.id}: {review.reason}."
                 + (f" {step.description}" if step.description else ""),
                 "step_id": step.id,
@@ -72,7 +78,7 @@ def review_request(
             "allowed_decisions": list(DECISIONS_ALLOWED),
         }
         if catalog.get(step.tool) is not None:
-            config["arguments_schema"] = catalog.args_schema(step.tool).model_json_schema()
+            config["args_schema"] = catalog.args_schema(step.tool).model_json_schema()
         configs.append(config)
     value: dict[str, Any] = {
         "action_requests": requests,
@@ -103,8 +109,15 @@ def judge_answer(
     services: Services,
     actor: str | None,
     identity: Identity | None,
+    *,
+    decision_id: str | None = None,
+    must_name: bool = False,
 ) -> tuple[list[Decision], Plan]:
     """Parse an answer and authorise it against the calls that would actually run.
+
+    The answer must be for the pending review: naming another ``decision_id`` or plan is
+    refused (:class:`~guards.errors.ReviewChanged`), and with ``must_name`` so is naming
+    neither.
 
     An edit is judged like a new plan: the edited plan goes through the verifier (contracts,
     then the policy on fresh facts), and each approving reviewer must satisfy the edited
@@ -116,10 +129,13 @@ def judge_answer(
         The decisions, and the plan they leave (the edited plan, or ``plan``).
 
     Raises:
+        ReviewChanged: the answer names another review than the pending one.
         DecisionInvalid: the answer is malformed, an edit is refused, or a reviewer may not
             approve a step.
     """
-    decisions = parse_answer(answer, pending, plan, identity)
+    decisions = parse_answer(
+        answer, pending, plan, identity, decision_id=decision_id, must_name=must_name
+    )
     edited = apply_edits(plan, decisions)
     reviews = list(pending)
     if edited is not plan:
@@ -151,8 +167,12 @@ def check_answer(
     reviews: Iterable[StepReview] = (),
     actor: str | None = None,
     identity: Identity | None = None,
+    keyed: bool = False,
 ) -> list[Decision]:
     """Validate an answer to a pending review request before the thread is touched.
+
+    The answer names the review it answers (the request's ``decision_id`` and ``plan_id``),
+    unless it was sent keyed by the request's interrupt id (``keyed``), which names it.
 
     Args:
         answer: The resume payload, as a reviewer sent it.
@@ -162,17 +182,29 @@ def check_answer(
         reviews: The verdict's reviews (who may approve what).
         actor: Who asked for the run (a requester may not approve their own high-risk step).
         identity: The authenticated reviewer, when the answer comes through the server.
+        keyed: The answer came keyed by the pending interrupt's id.
 
     Raises:
-        DecisionInvalid: the answer is malformed, the reviewer may not approve a step, or an
-            edit is refused.
+        ReviewChanged: the answer names another decision or plan than the pending one.
+        DecisionInvalid: the answer is malformed or names no review, the reviewer may not
+            approve a step, or an edit is refused.
     """
     known = {r.step_id: r for r in reviews}
     pending = [
         known.get(a["step_id"]) or StepReview(step_id=a["step_id"], reason=a.get("description", ""))
         for a in request["action_requests"]
     ]
-    decisions, _ = judge_answer(answer, pending, plan, services, actor, identity)
+    decision_id = request.get("decision_id")
+    decisions, _ = judge_answer(
+        answer,
+        pending,
+        plan,
+        services,
+        actor,
+        identity,
+        decision_id=str(decision_id) if decision_id is not None else None,
+        must_name=not keyed,
+    )
     return decisions
 
 
@@ -203,6 +235,7 @@ def decide_answer(
     identity: Identity | None = None,
     still_waiting: Callable[[], bool] | None = None,
     lease_s: float | None = None,
+    keyed: bool = False,
 ) -> list[Decision]:
     """Check an answer and claim the review for it; every answer is kept in the journal.
 
@@ -210,6 +243,7 @@ def decide_answer(
     is journalled as ``refused``. A valid one then claims the review pending at
     ``checkpoint_id``: the first claim wins and is journalled as ``accepted`` in the same
     transaction; a later one is journalled as ``lost`` and refused with "already decided".
+    ``keyed`` says the answer came keyed by the interrupt's id (see :func:`check_answer`).
 
     Raises:
         DecisionInvalid: the answer is malformed or not authorised.
@@ -227,7 +261,14 @@ def decide_answer(
 
     try:
         decisions = check_answer(
-            answer, request, plan, services, reviews=reviews, actor=actor, identity=identity
+            answer,
+            request,
+            plan,
+            services,
+            reviews=reviews,
+            actor=actor,
+            identity=identity,
+            keyed=keyed,
         )
     except DecisionInvalid as exc:
         keep("refused", "; ".join(exc.problems))

@@ -5,14 +5,16 @@ request, in order:
 
 - ``{"type": "accept", "args": None}`` approves the step;
 - ``{"type": "edit", "args": {"action": name, "args": {...}}}`` edits it;
-- ``{"type": "response", "args": "text"}`` sends it back with a message (a reject);
+- ``{"type": "response", "args": "text"}`` sends it back with a message: a ``reject`` with
+  that message, not LangChain's ``respond`` (whose message stands in for the step's result);
 - ``{"type": "ignore", "args": None}`` declines it (a reject).
 
-The result is planbound's resume shape (``{"decisions": [...]}``, see
-:func:`guards.review.parse_answer`), which then goes through the same validation as any other
-answer: ``args`` are handed on as they are, so that validation names what is wrong with
-them in planbound's terms. The legacy shape names no reviewer; the reviewer comes from
-whoever is authenticated.
+The result is planbound's resume shape (``{"decisions": [...]}``, an edit carrying
+``edited_action: {name, args}``, see :func:`guards.review.parse_answer`), which then goes
+through the same validation as any other answer: ``args`` are handed on as they are, so that
+validation names what is wrong with them in planbound's terms. The legacy shape names no
+reviewer and no review: the reviewer comes from whoever is authenticated, and the server
+takes a legacy answer only keyed by its interrupt id (``{interrupt_id: [...]}``).
 """
 
 from __future__ import annotations
@@ -67,14 +69,14 @@ class Edit(_Response):
             request = ActionRequest.model_validate(self.args)
         except ValidationError:
             return {"type": "edit", "edited_action": self.args}
-        action: dict[str, Any] = {"arguments": request.args}
+        action: dict[str, Any] = {"args": request.args}
         if "action" in request.model_fields_set:
             action["name"] = request.action
         return {"type": "edit", "edited_action": action}
 
 
 class Response(_Response):
-    """Send the step back with a message (``args``): a reject."""
+    """Send the step back with a message (``args``): a reject, not a ``respond``."""
 
     type: Literal["response"]
 

@@ -31,6 +31,20 @@ class DecisionInvalid(GuardError):
         self.problems = problems
 
 
+class ReviewChanged(DecisionInvalid):
+    """An answer names a review other than the one pending (it was asked again, or replaced).
+
+    Attributes:
+        answered: What the answer names (``"plan X"`` or ``"decision X"``).
+        pending: What is pending, in the same terms.
+    """
+
+    def __init__(self, answered: str, pending: str) -> None:
+        super().__init__([f"the review changed: you answered {answered}, {pending} is pending"])
+        self.answered = answered
+        self.pending = pending
+
+
 class InputRejected(GuardError):
     """A request failed input screening (size, schema).
 

@@ -61,12 +61,14 @@ class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     step_id: str
-    type: Literal["approve", "edit", "reject"]
+    type: Literal["approve", "edit", "reject", "respond"]
     reviewer: str = Field(min_length=1)
     roles: list[str] = Field(default_factory=list, description="The reviewer's roles.")
     args: dict[str, Any] | None = Field(default=None, description="Edited arguments (edit only).")
     tool: str | None = Field(default=None, description="Edited tool name (edit only).")
-    message: str | None = Field(default=None, description="Reason given with a reject.")
+    message: str | None = Field(
+        default=None, description="Reason given with a reject; the reviewer's response."
+    )
 
 
 class Approval(BaseModel):

@@ -1,103 +1,74 @@
 """Approval digests, validation of a reviewer's answer, and reviewer authorization.
 
-Answers follow LangChain's human-in-the-loop schema (``decisions`` of type ``approve`` /
-``edit`` / ``reject``) plus who answers; :class:`Answer` is that shape, checked whole before
-the rules across fields (step ids, counts, who answers) are applied to it. Behind the
-LangGraph server the reviewer and their roles come from authentication and the payload
-cannot change them; local callers (the CLI, the Python API) name the reviewer and role in
-the answer (``role`` defaults to ``reviewer``). Whether a reviewer may approve a step is
-the policy's decision.
+An answer (:class:`~guards.answer.Answer`, LangChain's human-in-the-loop decisions plus who
+answers and which review) is checked whole for its shape, then the rules across fields are
+applied to it: step ids, counts, who answers, and that the review it names (``decision_id``
+and ``plan_id``) is the one pending. Behind the LangGraph server the reviewer and their
+roles come from authentication and the payload cannot change them; local callers (the CLI,
+the Python API) name the reviewer and role in the answer (``role`` defaults to
+``reviewer``). Whether a reviewer may approve a step is the policy's decision.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import ValidationError
 
+from guards.answer import (
+    DECISION_TYPES,
+    Answer,
+    AnswerDecision,
+    ApproveDecision,
+    EditDecision,
+    EditedAction,
+    RejectDecision,
+    RespondDecision,
+    answer_problems,
+)
 from guards.compat import from_agent_inbox
-from guards.errors import DecisionInvalid
+from guards.errors import DecisionInvalid, ReviewChanged
 from guards.judgement import Decision, StepReview
-from guards.limits import MAX_ANSWER_BYTES, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, document_problem
+from guards.limits import MAX_ANSWER_BYTES, document_problem
 from guards.plan import Plan
-from guards.problems import field_path, field_problem, type_name, unknown_keys
 from tools.catalog import Catalog
 
 if TYPE_CHECKING:
     from guards.policy import Policy
 
-DECISION_TYPES = ("approve", "edit", "reject")
+__all__ = [
+    "DECISION_TYPES",
+    "DECLINING",
+    "DEFAULT_ROLE",
+    "Answer",
+    "AnswerDecision",
+    "ApproveDecision",
+    "EditDecision",
+    "EditedAction",
+    "Identity",
+    "RejectDecision",
+    "RespondDecision",
+    "answer_problems",
+    "apply_edits",
+    "authorize",
+    "identity_from_config",
+    "parse_answer",
+]
+
+DECLINING = ("reject", "respond")
+"""Decisions that do not run the step: they need no authority, and the run ends with them."""
 DEFAULT_ROLE = "reviewer"
 """Role of a local reviewer who names none."""
 
-Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_CHARS)
-]
-"""A reviewer's name or a role: non-empty once stripped, at most MAX_NAME_CHARS."""
-
-
-class _Answered(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    step_id: str | None = Field(
-        default=None, description="The step answered; without it, decisions go in order."
-    )
-    reviewer: Name | None = Field(
-        default=None, description="Who answers this step (local callers; else the answer's)."
-    )
-
-
-class ApproveDecision(_Answered):
-    """Run the step as it is."""
-
-    type: Literal["approve"]
-
-
-class EditedAction(BaseModel):
-    """The call a reviewer puts in place of the step's."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: Annotated[str, Field(min_length=1)] | None = Field(
-        default=None, description="The tool; the step's own when left out."
-    )
-    arguments: dict[str, Any] = Field(description="The arguments to run it with.")
-
-
-class EditDecision(_Answered):
-    """Run the step with another call."""
-
-    type: Literal["edit"]
-    edited_action: EditedAction
-
-
-class RejectDecision(_Answered):
-    """Do not run the step (the run is sent back or ends)."""
-
-    type: Literal["reject"]
-    message: Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)] | None = Field(
-        default=None, description="Why, for the requester."
-    )
-
-
-AnswerDecision = Annotated[
-    ApproveDecision | EditDecision | RejectDecision, Field(discriminator="type")
-]
-"""One decision, told apart by its ``type``."""
-
-
-class Answer(BaseModel):
-    """A resume payload: decisions on the pending steps, and who gives them."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    decisions: list[AnswerDecision] = Field(min_length=1)
-    reviewer: Name | None = Field(default=None, description="Who answers (local callers).")
-    role: Name | None = Field(default=None, description="The reviewer's role.")
-    roles: list[Name] | None = Field(default=None, description="The reviewer's roles.")
+UNNAMED = (
+    "the answer does not say which review it answers: add 'decision_id' and 'plan_id' from "
+    "the pending review (its interrupt value), or send the answer keyed by its interrupt id "
+    "({interrupt_id: answer}; the only way for a legacy Agent Inbox answer, which has no place "
+    "for them)"
+)
+"""The problem with an answer that must name its review and names neither id."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +121,9 @@ def parse_answer(
     pending: Sequence[StepReview],
     plan: Plan,
     identity: Identity | None = None,
+    *,
+    decision_id: str | None = None,
+    must_name: bool = False,
 ) -> list[Decision]:
     """Validate a resume payload against the pending reviews and return typed decisions.
 
@@ -157,10 +131,20 @@ def parse_answer(
     With an authenticated ``identity`` the reviewer and roles come from it and the
     payload's ``reviewer``/``role``/``roles`` are ignored. Without step ids, decisions
     answer the action requests in order and must match their count; with step ids on every
-    decision, they may answer a subset of the pending steps. Problems of shape are reported
+    decision, they may answer a subset of the pending steps. An answer naming its review
+    names both ids, and they must be those pending. Problems of shape are reported
     together; the rules across fields are then checked on the well-formed answer.
 
+    Args:
+        payload: The resume payload, as sent.
+        pending: The steps awaiting review.
+        plan: The plan under review (its id is the ``plan_id`` an answer may name).
+        identity: The authenticated reviewer, if any.
+        decision_id: The run's decision id (checked when the answer names one).
+        must_name: Refuse an answer that names neither ``decision_id`` nor ``plan_id``.
+
     Raises:
+        ReviewChanged: the answer names another decision or plan than the pending one.
         DecisionInvalid: naming every problem found; nothing is applied.
     """
     too_big = document_problem(payload, "the answer", MAX_ANSWER_BYTES)
@@ -170,10 +154,34 @@ def parse_answer(
         answer = Answer.model_validate(from_agent_inbox(payload))
     except ValidationError as exc:
         raise DecisionInvalid(answer_problems(exc)) from None
-    decisions, problems = _decide(answer, [r.step_id for r in pending], plan, identity)
+    problems = _named_review(answer, plan.id, decision_id, must_name)
+    decisions, found = _decide(answer, [r.step_id for r in pending], plan, identity)
+    problems += found
     if problems:
         raise DecisionInvalid(problems)
     return decisions
+
+
+def _named_review(
+    answer: Answer, plan_id: str, decision_id: str | None, must_name: bool
+) -> list[str]:
+    """Check the review an answer names against the pending one.
+
+    Raises:
+        ReviewChanged: the answer names another decision or plan.
+    """
+    if decision_id is not None and answer.decision_id not in (None, decision_id):
+        raise ReviewChanged(f"decision {answer.decision_id}", f"decision {decision_id}")
+    if answer.plan_id not in (None, plan_id):
+        raise ReviewChanged(f"plan {answer.plan_id}", f"plan {plan_id}")
+    if (answer.decision_id is None) != (answer.plan_id is None):
+        given, missing = (
+            ("decision_id", "plan_id") if answer.plan_id is None else ("plan_id", "decision_id")
+        )
+        return [f"the answer names its '{given}' but not its '{missing}': give both"]
+    if answer.decision_id is None and must_name:
+        return [UNNAMED]
+    return []
 
 
 def _decide(
@@ -197,8 +205,8 @@ def _decide(
         tool = args = message = None
         if isinstance(d, EditDecision):
             tool = d.edited_action.name or plan.step(sid).tool
-            args = d.edited_action.arguments
-        elif isinstance(d, RejectDecision):
+            args = d.edited_action.call_args
+        elif isinstance(d, (RejectDecision, RespondDecision)):
             message = d.message
         decisions.append(
             Decision(
@@ -245,57 +253,6 @@ def _targets(
     return targets
 
 
-def answer_problems(exc: ValidationError) -> list[str]:
-    """Say what is wrong with an answer's shape, one problem per field, in its own terms."""
-    errors = exc.errors()
-    problems: list[str] = []
-    for parent, keys in unknown_keys(errors).items():
-        if not parent:
-            problems.append(f"unknown keys {keys} (expected 'decisions', 'reviewer' and 'role')")
-            continue
-        where = field_path(_untagged(parent))
-        if "edited_action" in keys and parent[2:] != ("edit",):
-            problems.append(f"{where}: 'edited_action' is only allowed with type 'edit'")
-            keys.remove("edited_action")
-        if keys:
-            problems.append(f"{where} has unknown keys {keys}")
-    problems += [_answer_problem(err) for err in errors if err["type"] != "extra_forbidden"]
-    return problems
-
-
-def _untagged(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
-    """Drop the decision type pydantic puts in a location: ``decisions.0.edit.x`` is ``...0.x``."""
-    return loc[:2] + loc[3:] if loc[:1] == ("decisions",) else loc
-
-
-def _answer_problem(err: ErrorDetails) -> str:
-    loc, found = err["loc"], err["input"]
-    if not loc:
-        return (
-            f"the answer must be an object with 'decisions' and 'reviewer', got {type_name(found)}"
-        )
-    if loc == ("decisions",):
-        return "'decisions' must be a non-empty list"
-    if loc[0] != "decisions":
-        return field_problem(f"'{field_path(loc)}'", err)
-    where = field_path(loc[:2])
-    if len(loc) == 2:
-        if err["type"].startswith("union_tag"):
-            return (
-                f"{where}.type must be one of {', '.join(DECISION_TYPES)}, "
-                f"got {found.get('type')!r}"
-            )
-        return f"{where} must be an object, got {type_name(found)}"
-    field = loc[3:]  # past the decision's type
-    if field == ("edited_action",):
-        return f"{where}.edited_action must be an object with 'name' and 'arguments'"
-    if field == ("edited_action", "arguments"):
-        return f"{where}.edited_action.arguments must be an object"
-    if field == ("edited_action", "name"):
-        return f"{where}.edited_action.name must be a tool name"
-    return field_problem(field_path(field, where), err)
-
-
 def apply_edits(plan: Plan, decisions: Sequence[Decision]) -> Plan:
     """Return ``plan`` with the reviewers' edits applied (a new ``edit`` plan), or ``plan``."""
     edits = {d.step_id: d for d in decisions if d.type == "edit"}
@@ -331,13 +288,13 @@ def authorize(
 ) -> None:
     """Check with the policy that each approving reviewer may approve the step they answer.
 
-    Rejections need no authority. Raises :class:`DecisionInvalid` naming every refusal;
-    nothing is applied.
+    Rejections and responses need no authority. Raises :class:`DecisionInvalid` naming every
+    refusal; nothing is applied.
     """
     by_step = {r.step_id: r for r in reviews}
     problems: list[str] = []
     for d in decisions:
-        if d.type == "reject" or d.step_id not in by_step:
+        if d.type in DECLINING or d.step_id not in by_step:
             continue
         entry = catalog.get(plan.step(d.step_id).tool)
         risk = entry.spec.risk if entry is not None else "high"

@@ -38,8 +38,9 @@ def test_each_legacy_type_maps_to_a_decision() -> None:
             {"type": "approve"},
             {
                 "type": "edit",
-                "edited_action": {"name": "cancel_pending_order", "arguments": {"reason": "y"}},
+                "edited_action": {"name": "cancel_pending_order", "args": {"reason": "y"}},
             },
+            # An Agent Inbox response sends the step back: a reject, not LangChain's respond.
             {"type": "reject", "message": "call the customer first"},
             {"type": "reject", "message": IGNORED},
         ]
@@ -129,10 +130,10 @@ def test_a_legacy_edit_without_an_action_keeps_the_steps_tool() -> None:
     ("legacy", "problem"),
     [
         ({"type": "response", "args": {"text": "no"}}, "decisions[0].message must be a string"),
-        ({"type": "edit", "args": {"action": "t"}}, "decisions[0].edited_action.arguments must be"),
+        ({"type": "edit", "args": {"action": "t"}}, "decisions[0].edited_action.args must be"),
         (
             {"type": "edit", "args": {"action": "t", "args": {}, "why": "x"}},
-            "decisions[0].edited_action has unknown keys ['action', 'args', 'why']",
+            "decisions[0].edited_action has unknown keys ['action', 'why']",
         ),
     ],
 )

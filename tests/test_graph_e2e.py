@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from answering import answer_for
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
@@ -16,7 +17,7 @@ from graph.engine import StepCall, run_step
 from graph.graph import build_graph
 from graph.runner import Runner
 from graph.settings import Settings
-from guards.errors import DecisionInvalid
+from guards.errors import DecisionInvalid, ReviewChanged
 from tools.retail import export, load_shipped
 
 PENDING_ORDER = "#W2974929"  # fatima_anderson_2157, paid 182.03 with paypal_7916550
@@ -70,9 +71,7 @@ def test_write_step_waits_for_approval_then_changes_exactly_what_tau2_would(
     assert first["results"] == []  # nothing ran before approval, not even the read
     assert export(stores.domain) == shipped
 
-    done = runner.resume(
-        first["thread_id"], {"decisions": [{"type": "approve"}], "reviewer": "ann"}
-    )
+    done = runner.resume(first["thread_id"], answer_for(first, {"type": "approve"}, reviewer="ann"))
     assert done["status"] == "completed", done
     assert [r["step_id"] for r in done["results"]] == ["s1", "s2", "s3"]
     assert done["results"][2]["output"]["status"] == "cancelled"
@@ -89,7 +88,7 @@ def test_reject_changes_nothing(runner: Runner, stores: Stores) -> None:
     first = runner.start(explicit_plan=cancel_actions())
     out = runner.resume(
         first["thread_id"],
-        {"decisions": [{"type": "reject", "message": "customer called back"}], "reviewer": "bo"},
+        answer_for(first, {"type": "reject", "message": "customer called back"}, reviewer="bo"),
     )
     assert out["status"] == "rejected"
     assert "s3 rejected by bo: customer called back" in out["error"]
@@ -102,18 +101,17 @@ def test_edit_is_verified_again_then_runs_the_edited_call(runner: Runner, stores
     first = runner.start(explicit_plan=cancel_actions())
     edited = runner.resume(
         first["thread_id"],
-        {
-            "decisions": [
-                {
-                    "type": "edit",
-                    "edited_action": {
-                        "name": "cancel_pending_order",
-                        "arguments": {"order_id": PENDING_ORDER, "reason": "ordered by mistake"},
-                    },
-                }
-            ],
-            "reviewer": "cy",
-        },
+        answer_for(
+            first,
+            {
+                "type": "edit",
+                "edited_action": {
+                    "name": "cancel_pending_order",
+                    "args": {"order_id": PENDING_ORDER, "reason": "ordered by mistake"},
+                },
+            },
+            reviewer="cy",
+        ),
     )
     assert edited["status"] == "completed", edited
     assert edited["plan"]["source"] == "edit"
@@ -128,18 +126,17 @@ def test_an_edit_that_breaks_the_contract_is_refused_before_resuming(runner: Run
     with pytest.raises(DecisionInvalid, match="field 'reason'"):
         runner.resume(
             first["thread_id"],
-            {
-                "decisions": [
-                    {
-                        "type": "edit",
-                        "edited_action": {
-                            "name": "cancel_pending_order",
-                            "arguments": {"order_id": PENDING_ORDER},
-                        },
-                    }
-                ],
-                "reviewer": "cy",
-            },
+            answer_for(
+                first,
+                {
+                    "type": "edit",
+                    "edited_action": {
+                        "name": "cancel_pending_order",
+                        "args": {"order_id": PENDING_ORDER},
+                    },
+                },
+                reviewer="cy",
+            ),
         )
     assert runner.outcome(first["thread_id"])["status"] == "awaiting_approval"
 
@@ -151,7 +148,7 @@ def test_bad_resume_payload_is_a_clear_error_and_the_thread_stays_resumable(
     thread = first["thread_id"]
     history_before = len(list(runner.history(thread)))
     with pytest.raises(DecisionInvalid, match="a reviewer is required"):
-        runner.resume(thread, {"decisions": [{"type": "approve"}]})
+        runner.resume(thread, answer_for(first, {"type": "approve"}))
     assert len(list(runner.history(thread))) == history_before
 
     # Sent straight to the graph (as a server client would), the node asks again.
@@ -162,7 +159,7 @@ def test_bad_resume_payload_is_a_clear_error_and_the_thread_stays_resumable(
     assert "'decisions' must be a non-empty list" in again["review_error"]
     assert export(stores.domain) == load_shipped()
 
-    done = runner.resume(thread, {"decisions": [{"type": "approve"}], "reviewer": "ann"})
+    done = runner.resume(thread, answer_for(first, {"type": "approve"}, reviewer="ann"))
     assert done["status"] == "completed"
 
 
@@ -204,7 +201,7 @@ def test_failing_write_step_is_compensated(runner: Runner, stores: Stores) -> No
     first = runner.start(explicit_plan=plan)
     assert [p["step_id"] for p in first["pending"]] == ["move", "pay1", "pay2"], first
     out = runner.resume(
-        first["thread_id"], {"decisions": [{"type": "approve"}] * 3, "reviewer": "ann"}
+        first["thread_id"], answer_for(first, *[{"type": "approve"}] * 3, reviewer="ann")
     )
     assert out["status"] == "rolled_back", out
     assert "There should be exactly one payment for a pending order" in out["error"]
@@ -254,7 +251,7 @@ def test_read_only_plan_runs_without_review_and_refs_resolve(stores: Stores) -> 
 
 def test_a_step_already_in_the_ledger_is_not_run_again(runner: Runner, stores: Stores) -> None:
     first = runner.start(explicit_plan=cancel_actions())
-    done = runner.resume(first["thread_id"], {"decisions": [{"type": "approve"}], "reviewer": "a"})
+    done = runner.resume(first["thread_id"], answer_for(first, {"type": "approve"}, reviewer="a"))
     after = export(stores.domain)
     entry = runner.services.catalog.get("cancel_pending_order")
     assert entry is not None
@@ -281,7 +278,7 @@ def test_topology_snapshot() -> None:
 
 def test_every_transition_is_checkpointed(runner: Runner) -> None:
     first = runner.start(explicit_plan=cancel_actions())
-    done = runner.resume(first["thread_id"], {"decisions": [{"type": "approve"}], "reviewer": "a"})
+    done = runner.resume(first["thread_id"], answer_for(first, {"type": "approve"}, reviewer="a"))
     rows = list(runner.history(done["thread_id"]))
     trail = [(r["next"], r["status"], r["steps_done"]) for r in reversed(rows)]
     assert trail == [
@@ -316,3 +313,59 @@ def test_a_thread_takes_a_request_after_an_explicit_plan_and_back(runner: Runner
     # Judged as the plan it is (no identity step before a lookup of a user's order).
     assert again["status"] == "refused" and again["plan"]["source"] == "explicit"
     assert "[identity.required]" in again["error"]
+
+
+def test_a_respond_ends_the_run_with_its_message_and_runs_nothing(
+    runner: Runner, stores: Stores
+) -> None:
+    first = runner.start(explicit_plan=cancel_actions())
+    text = "the customer cancelled by phone"
+    out = runner.resume(
+        first["thread_id"], answer_for(first, {"type": "respond", "message": text}, reviewer="di")
+    )
+    assert out["status"] == "rejected", out
+    assert out["error"] == f"s3 not run: di responded: {text}"
+    assert out["results"] == []
+    assert export(stores.domain) == load_shipped()
+    decisions = runner.graph.get_state({"configurable": {"thread_id": first["thread_id"]}}).values[
+        "decisions"
+    ]
+    assert [(d.step_id, d.type, d.reviewer, d.message) for d in decisions] == [
+        ("s3", "respond", "di", text)
+    ]
+
+
+def test_an_answer_must_name_the_review_it_answers(runner: Runner, stores: Stores) -> None:
+    first = runner.start(explicit_plan=cancel_actions())
+    thread = first["thread_id"]
+    history_before = len(list(runner.history(thread)))
+    bare = {"decisions": [{"type": "approve"}], "reviewer": "ann"}
+    with pytest.raises(DecisionInvalid) as info:
+        runner.resume(thread, bare)
+    assert info.value.problems == [
+        "the answer does not say which review it answers: add 'decision_id' and 'plan_id' "
+        "from the pending review (its interrupt value), or send the answer keyed by its "
+        "interrupt id ({interrupt_id: answer}; the only way for a legacy Agent Inbox answer, "
+        "which has no place for them)"
+    ]
+    stale = answer_for(first, {"type": "approve"}, reviewer="ann") | {"plan_id": "p-old"}
+    with pytest.raises(ReviewChanged) as changed:
+        runner.resume(thread, stale)
+    assert changed.value.problems == [
+        f"the review changed: you answered plan p-old, plan {first['plan']['id']} is pending"
+    ]
+    other = answer_for(first, {"type": "approve"}, reviewer="ann") | {"decision_id": "d-old"}
+    with pytest.raises(ReviewChanged, match="you answered decision d-old, decision "):
+        runner.resume(thread, other)
+    assert len(list(runner.history(thread))) == history_before
+    assert export(stores.domain) == load_shipped()
+
+    # Sent straight to the graph, an answer to another plan is asked again with the reason.
+    config: RunnableConfig = {"configurable": {"thread_id": thread}}
+    runner.graph.invoke(Command(resume=stale), config, context=runner.context)
+    again = runner.outcome(thread)
+    assert again["status"] == "awaiting_approval"
+    assert "the review changed: you answered plan p-old" in again["review_error"]
+    assert export(stores.domain) == load_shipped()
+    done = runner.resume(thread, answer_for(again, {"type": "approve"}, reviewer="ann"))
+    assert done["status"] == "completed", done

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from graph.planners.explicit import parse_plan_document
-from guards.errors import DecisionInvalid, PlanInvalid
+from guards.errors import DecisionInvalid, PlanInvalid, ReviewChanged
 from guards.judgement import StepReview, approval_digest
 from guards.plan import Plan, Step
 from guards.review import (
@@ -15,6 +15,7 @@ from guards.review import (
     EditDecision,
     Identity,
     RejectDecision,
+    RespondDecision,
     parse_answer,
 )
 
@@ -53,7 +54,7 @@ def test_answer_by_step_id_may_cover_a_subset() -> None:
                 {
                     "type": "edit",
                     "step_id": "s3",
-                    "edited_action": {"name": "modify_user_address", "arguments": {"user_id": "v"}},
+                    "edited_action": {"name": "modify_user_address", "args": {"user_id": "v"}},
                 }
             ],
             "reviewer": "bo",
@@ -80,7 +81,7 @@ def test_answer_by_step_id_may_cover_a_subset() -> None:
         ),
         (
             {"decisions": [{"type": "ok"}, {"type": "approve"}], "reviewer": "a"},
-            "decisions[0].type must be one of approve, edit, reject, got 'ok'",
+            "decisions[0].type must be one of approve, edit, reject, respond, got 'ok'",
         ),
         (
             {"decisions": [{"type": "approve", "step_id": "s1"}], "reviewer": "a"},
@@ -102,12 +103,49 @@ def test_answer_by_step_id_may_cover_a_subset() -> None:
         ),
         (
             {
+                "decisions": [{"type": "edit", "step_id": "s2", "edited_action": {"args": [1]}}],
+                "reviewer": "a",
+            },
+            "decisions[0].edited_action.args must be an object",
+        ),
+        (
+            {
                 "decisions": [
                     {"type": "edit", "step_id": "s2", "edited_action": {"arguments": [1]}}
                 ],
                 "reviewer": "a",
             },
             "decisions[0].edited_action.arguments must be an object",
+        ),
+        (
+            {
+                "decisions": [
+                    {"type": "edit", "step_id": "s2", "edited_action": {"name": "t"}},
+                ],
+                "reviewer": "a",
+            },
+            "decisions[0].edited_action.args must be an object",
+        ),
+        (
+            {
+                "decisions": [
+                    {
+                        "type": "edit",
+                        "step_id": "s2",
+                        "edited_action": {"args": {}, "arguments": {}},
+                    }
+                ],
+                "reviewer": "a",
+            },
+            "decisions[0].edited_action: give 'args' or the deprecated 'arguments', not both",
+        ),
+        (
+            {"decisions": [{"type": "respond", "step_id": "s2"}], "reviewer": "a"},
+            "decisions[0].message is required",
+        ),
+        (
+            {"decisions": [{"type": "respond", "step_id": "s2", "message": ""}], "reviewer": "a"},
+            "decisions[0].message must be a non-empty string",
         ),
         (
             {"decisions": [{"type": "approve", "step_id": "s2"}], "reviewer": "a", "extra": 1},
@@ -196,7 +234,7 @@ def test_malformed_plan_documents_are_refused_with_the_field(doc: Any, problem: 
             {"decisions": [3, {"step": "s2"}], "reviewer": "a"},
             [
                 "decisions[0] must be an object, got int",
-                "decisions[1].type must be one of approve, edit, reject, got None",
+                "decisions[1].type must be one of approve, edit, reject, respond, got None",
             ],
         ),
         (
@@ -216,7 +254,7 @@ def test_malformed_plan_documents_are_refused_with_the_field(doc: Any, problem: 
         (
             {
                 "decisions": [
-                    {"type": "edit", "edited_action": {"name": "", "arguments": {}, "x": 1}},
+                    {"type": "edit", "edited_action": {"name": "", "args": {}, "x": 1}},
                     {"type": "edit", "edited_action": "cancel it"},
                 ],
                 "reviewer": 5,
@@ -225,7 +263,7 @@ def test_malformed_plan_documents_are_refused_with_the_field(doc: Any, problem: 
             [
                 "decisions[0].edited_action has unknown keys ['x']",
                 "decisions[0].edited_action.name must be a tool name",
-                "decisions[1].edited_action must be an object with 'name' and 'arguments'",
+                "decisions[1].edited_action must be an object with 'name' and 'args'",
                 "'reviewer' must be a string",
                 "'roles' must be a list",
             ],
@@ -267,7 +305,7 @@ def test_reviewer_and_roles_come_from_the_answer_or_the_decision() -> None:
         {
             "decisions": [
                 {"type": "approve", "reviewer": " cy "},
-                {"type": "edit", "edited_action": {"arguments": {"user_id": "v"}}},
+                {"type": "edit", "edited_action": {"args": {"user_id": "v"}}},
             ],
             "reviewer": " bo ",
             "roles": ["supervisor", "admin", "admin"],
@@ -316,9 +354,102 @@ def test_the_answer_model_is_a_union_on_type() -> None:
         {
             "decisions": [
                 {"type": "approve"},
-                {"type": "edit", "edited_action": {"arguments": {}}},
+                {"type": "edit", "edited_action": {"args": {}}},
                 {"type": "reject", "message": "no"},
+                {"type": "respond", "message": "done by phone"},
             ]
         }
     )
-    assert [type(d) for d in answer.decisions] == [ApproveDecision, EditDecision, RejectDecision]
+    assert [type(d) for d in answer.decisions] == [
+        ApproveDecision,
+        EditDecision,
+        RejectDecision,
+        RespondDecision,
+    ]
+
+
+def test_a_respond_keeps_its_message_and_names_its_reviewer() -> None:
+    got = parse_answer(
+        {
+            "decisions": [
+                {"type": "approve", "step_id": "s2"},
+                {"type": "respond", "step_id": "s3", "message": "address changed by phone"},
+            ],
+            "reviewer": "ann",
+        },
+        PENDING,
+        PLAN,
+    )
+    assert [(d.step_id, d.type, d.reviewer, d.message) for d in got] == [
+        ("s2", "approve", "ann", None),
+        ("s3", "respond", "ann", "address changed by phone"),
+    ]
+    assert (got[1].tool, got[1].args) == (None, None)
+
+
+def test_the_deprecated_arguments_spelling_edits_like_args() -> None:
+    def edit(action: dict[str, Any]) -> Any:
+        (decision,) = parse_answer(
+            {"decisions": [{"type": "edit", "step_id": "s2", "edited_action": action}]}
+            | {"reviewer": "a"},
+            PENDING,
+            PLAN,
+        )
+        return decision
+
+    new = edit({"name": "cancel_pending_order", "args": {"order_id": "#W1", "reason": "y"}})
+    old = edit({"name": "cancel_pending_order", "arguments": {"order_id": "#W1", "reason": "y"}})
+    assert new == old
+    assert (new.type, new.tool, new.args) == (
+        "edit",
+        "cancel_pending_order",
+        {"order_id": "#W1", "reason": "y"},
+    )
+
+
+NAMED = {"decisions": [{"type": "approve"}] * 2, "reviewer": "ann"}
+
+
+def test_an_answer_naming_its_review_is_checked_against_the_pending_one() -> None:
+    ok = parse_answer(
+        NAMED | {"decision_id": "d1", "plan_id": PLAN.id},
+        PENDING,
+        PLAN,
+        decision_id="d1",
+        must_name=True,
+    )
+    assert [d.step_id for d in ok] == ["s2", "s3"]
+    with pytest.raises(ReviewChanged) as info:
+        parse_answer(
+            NAMED | {"decision_id": "d1", "plan_id": "p0"}, PENDING, PLAN, decision_id="d1"
+        )
+    assert info.value.problems == [
+        f"the review changed: you answered plan p0, plan {PLAN.id} is pending"
+    ]
+    with pytest.raises(ReviewChanged, match="you answered decision d0, decision d1 is pending"):
+        parse_answer(
+            NAMED | {"decision_id": "d0", "plan_id": PLAN.id}, PENDING, PLAN, decision_id="d1"
+        )
+
+
+@pytest.mark.parametrize(
+    ("named", "problem"),
+    [
+        ({}, "the answer does not say which review it answers: add 'decision_id' and 'plan_id'"),
+        ({"plan_id": PLAN.id}, "the answer names its 'plan_id' but not its 'decision_id'"),
+        ({"decision_id": "d1"}, "the answer names its 'decision_id' but not its 'plan_id'"),
+    ],
+)
+def test_an_answer_that_must_name_its_review_names_both_ids(
+    named: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(DecisionInvalid) as info:
+        parse_answer(NAMED | named, PENDING, PLAN, decision_id="d1", must_name=True)
+    assert not isinstance(info.value, ReviewChanged)
+    assert [p for p in info.value.problems if p.startswith(problem)], info.value.problems
+
+
+def test_a_bare_answer_is_taken_where_naming_is_not_required() -> None:
+    # The node gets an answer sent keyed by its interrupt id without the ids: it is named.
+    got = parse_answer(NAMED, PENDING, PLAN, decision_id="d1")
+    assert [d.type for d in got] == ["approve", "approve"]

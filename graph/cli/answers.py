@@ -1,18 +1,23 @@
 """Turning the options of ``planbound approve`` into a review answer.
 
-The answer has the shape the approval step validates:
-``{"decisions": [{"type": ..., "step_id": ...}, ...], "reviewer": ..., "role": ...}``,
-or is the raw ``--payload`` document, passed on unchecked for the approval step to judge.
+The answer has the shape the approval step validates: ``{"decisions": [{"type": ...,
+"step_id": ...}, ...], "decision_id": ..., "plan_id": ..., "reviewer": ..., "role": ...}``,
+naming the review it answers as the thread shows it; or it is the raw ``--payload``
+document, passed on unchecked for the approval step to judge (it must name its review
+itself).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from graph.cli.common import UsageError
+
+EDITED_KEYS = frozenset({"name", "args", "arguments"})
+"""The keys of a whole edited action given to ``--edit`` (``arguments`` is deprecated)."""
 
 
 @dataclass(frozen=True)
@@ -25,8 +30,9 @@ class ApproveFlags:
         all_steps: ``--all``: answer every pending step.
         step: ``--step``: answer this one step.
         approve: ``--approve``.
-        edit: ``--edit``: new arguments as a JSON object (alone, or under ``arguments``).
+        edit: ``--edit``: new arguments as a JSON object (alone, or under ``args``).
         reject: ``--reject``: the reason for rejecting.
+        respond: ``--respond``: a response in the step's place (the step is not run).
         payload: ``--payload``: a raw answer as JSON, exclusive of every other option.
     """
 
@@ -37,31 +43,54 @@ class ApproveFlags:
     approve: bool = False
     edit: str | None = None
     reject: str | None = None
+    respond: str | None = None
     payload: str | None = None
 
 
-def review_answer(flags: ApproveFlags, pending: Callable[[], Sequence[str]]) -> Any:
+@dataclass(frozen=True)
+class PendingReview:
+    """The review a thread shows as pending: what an answer names and the steps it covers.
+
+    Attributes:
+        decision_id: The run's decision id.
+        plan_id: The id of the plan under review.
+        tools: The tool of each step awaiting review, by step id, in order.
+    """
+
+    decision_id: str
+    plan_id: str
+    tools: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, outcome: Mapping[str, Any]) -> PendingReview:
+        """Read the pending review from a run's outcome (see :func:`graph.inspect.outcome`)."""
+        plan = outcome.get("plan") or {}
+        return cls(
+            decision_id=str(outcome.get("decision_id")),
+            plan_id=str(plan.get("id")),
+            tools={str(p["step_id"]): str(p["tool"]) for p in outcome.get("pending") or []},
+        )
+
+
+def review_answer(flags: ApproveFlags, pending: Callable[[], PendingReview]) -> Any:
     """Build the review answer the options describe.
 
     Args:
         flags: The options given.
-        pending: Returns the ids of the steps awaiting review; called only for ``--all``,
-            after the options were found consistent.
+        pending: Returns the pending review; called only when the options were found
+            consistent, and never for ``--payload``.
 
     Returns:
-        The answer: the parsed ``--payload``, or one decision per answered step.
+        The answer: the parsed ``--payload``, or one decision per answered step, naming the
+        pending review.
 
     Raises:
         UsageError: The options are missing, contradictory or not valid JSON.
     """
+    answers = [flags.approve, flags.edit is not None, flags.reject is not None]
+    answers.append(flags.respond is not None)
     if flags.payload is not None:
-        if (
-            flags.all_steps
-            or flags.step
-            or flags.approve
-            or flags.edit is not None
-            or flags.reject is not None
-        ):
+        if flags.all_steps or flags.step or any(answers):
             raise UsageError("--payload cannot be combined with other answer options")
         try:
             return json.loads(flags.payload)
@@ -71,14 +100,22 @@ def review_answer(flags: ApproveFlags, pending: Callable[[], Sequence[str]]) -> 
         raise UsageError("--reviewer NAME is required")
     if flags.all_steps == (flags.step is not None):
         raise UsageError("give --all or --step ID (exactly one)")
-    if sum([flags.approve, flags.edit is not None, flags.reject is not None]) != 1:
-        raise UsageError("give exactly one of --approve, --edit JSON, --reject MSG")
+    if sum(answers) != 1:
+        raise UsageError("give exactly one of --approve, --edit JSON, --reject MSG, --respond MSG")
     if flags.edit is not None and flags.all_steps:
         raise UsageError("--edit applies to one step: use --step ID")
     decision = _decision(flags)
-    steps = [flags.step] if flags.step is not None else list(pending())
+    review = pending()
+    steps = [flags.step] if flags.step is not None else list(review.tools)
+    decisions = [{**decision, "step_id": step_id} for step_id in steps]
+    for d in decisions:
+        action = d.get("edited_action")
+        if action is not None and "name" not in action and d["step_id"] in review.tools:
+            d["edited_action"] = {"name": review.tools[d["step_id"]], **action}
     return {
-        "decisions": [{**decision, "step_id": step_id} for step_id in steps],
+        "decisions": decisions,
+        "decision_id": review.decision_id,
+        "plan_id": review.plan_id,
         "reviewer": flags.reviewer,
         "role": flags.role,
     }
@@ -88,6 +125,8 @@ def _decision(flags: ApproveFlags) -> dict[str, Any]:
     """Return the one decision (without its step) that ``flags`` ask for."""
     if flags.reject is not None:
         return {"type": "reject", "message": flags.reject}
+    if flags.respond is not None:
+        return {"type": "respond", "message": flags.respond}
     if flags.edit is not None:
         try:
             edited = json.loads(flags.edit)
@@ -95,6 +134,9 @@ def _decision(flags: ApproveFlags) -> dict[str, Any]:
             raise UsageError(f"--edit is not JSON ({exc})") from exc
         if not isinstance(edited, dict):
             raise UsageError("--edit must be a JSON object of arguments")
-        action = edited if "arguments" in edited else {"arguments": edited}
+        whole = bool(edited) and set(edited) <= EDITED_KEYS and set(edited) != {"name"}
+        action = dict(edited) if whole else {"args": edited}
+        if "arguments" in action and "args" not in action:
+            action["args"] = action.pop("arguments")
         return {"type": "edit", "edited_action": action}
     return {"type": "approve"}

@@ -37,6 +37,8 @@ def demo_cmd(
             first["thread_id"],
             {
                 "decisions": [{"type": "approve"}] * len(first["pending"]),
+                "decision_id": first["decision_id"],
+                "plan_id": first["plan"]["id"],
                 "reviewer": DEMO_REVIEWER,
             },
         )

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from graph.cli import render
-from graph.cli.answers import ApproveFlags, review_answer
+from graph.cli.answers import ApproveFlags, PendingReview, review_answer
 from graph.cli.common import HomeOpt, JsonOpt, UsageError, emit, guarded, home_runner
 from graph.errors import RunError
 
@@ -66,6 +66,10 @@ def approve_cmd(
         typer.Option("--edit", help='New arguments as JSON, e.g. \'{"reason": "..."}\'.'),
     ] = None,
     reject: Annotated[str | None, typer.Option("--reject", help="Reject, with a reason.")] = None,
+    respond: Annotated[
+        str | None,
+        typer.Option("--respond", help="Respond in the step's place: it is not run, the run ends."),
+    ] = None,
     payload: Annotated[
         str | None,
         typer.Option("--payload", help="A raw human-in-the-loop answer as JSON (advanced)."),
@@ -73,7 +77,11 @@ def approve_cmd(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer a pending review: approve, edit or reject."""
+    """Answer a pending review: approve, edit, reject or respond.
+
+    The answer names the review shown as pending (its decision and plan), so an answer to a
+    review that changed meanwhile is refused.
+    """
     flags = ApproveFlags(
         reviewer=reviewer,
         role=role,
@@ -82,15 +90,16 @@ def approve_cmd(
         approve=yes,
         edit=edit,
         reject=reject,
+        respond=respond,
         payload=payload,
     )
     runner = guarded(as_json, lambda: home_runner(home), thread_id=thread)
 
-    def pending() -> list[str]:
-        steps = [str(p["step_id"]) for p in runner.outcome(thread)["pending"]]
-        if not steps:
+    def pending() -> PendingReview:
+        review = PendingReview.of(runner.outcome(thread))
+        if not review.tools:
             raise RunError(f"thread {thread} is not awaiting approval")
-        return steps
+        return review
 
     body = guarded(as_json, lambda: review_answer(flags, pending), thread_id=thread)
     show(guarded(as_json, lambda: runner.resume(thread, body), thread_id=thread), as_json)

@@ -2,8 +2,12 @@
 
 A resume is checked before a run is created for it, like ``planbound approve`` does: the
 thread must be awaiting a review and the answer must fit the pending steps, else the caller
-gets a 4xx and the thread stays exactly as it was. The reviewer recorded is the authenticated
-identity, whatever the payload says.
+gets a 4xx and the thread stays exactly as it was. An answer names the review it answers:
+with the interrupt value's ``decision_id`` and ``plan_id`` in planbound's shape, or by being
+sent keyed by the interrupt's id (LangGraph's resume map, ``{interrupt_id: answer}``; the
+only way for a legacy Agent Inbox answer). An answer naming another review gets 409, one
+naming none 422. The reviewer recorded is the authenticated identity, whatever the payload
+says.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from graph.graph import SERVICES
 from graph.review import decide_answer, pending_request
 from graph.state import STATE_TYPES
 from guards.compat import from_agent_inbox
-from guards.errors import DecisionInvalid
+from guards.errors import DecisionInvalid, ReviewChanged
 from guards.judgement import Verdict
 from guards.plan import Plan
 from guards.review import Identity
 
-REVIEW_KEYS = frozenset({"decisions", "reviewer", "role", "roles"})
+REVIEW_KEYS = frozenset({"decisions", "decision_id", "plan_id", "reviewer", "role", "roles"})
+"""The top-level keys of planbound's answer shape (anything else is a resume map)."""
 
 
 class ResumeRefused(Exception):
@@ -61,12 +66,14 @@ def stamp_reviewer(answer: Any, identity: str) -> Any:
 async def check_resume(thread_id: str | None, resume: Any, identity: Identity) -> None:
     """Check a resume against the thread's pending review, as the approve node will.
 
-    The answer's shape, the reviewer's authority over each step it approves (the policy)
-    and any edited plan's contracts are all checked here, so a refused answer never reaches
-    the thread.
+    The review the answer names, its shape, the reviewer's authority over each step it
+    approves (the policy) and any edited plan's contracts are all checked here, so a refused
+    answer never reaches the thread.
 
     Raises:
-        ResumeRefused: 404 no such thread, 409 nothing awaiting review, 422 a malformed answer.
+        ResumeRefused: 404 no such thread; 409 nothing awaiting review, or the answer names
+            another review (decision, plan or interrupt) than the pending one; 422 a
+            malformed answer, or one that names no review.
     """
     if thread_id is None:
         raise ResumeRefused(422, ["a resume needs a thread"])
@@ -89,13 +96,7 @@ async def check_resume(thread_id: str | None, resume: Any, identity: Identity) -
     verdict = values.get("verdict")
     if not isinstance(plan, Plan):
         raise ResumeRefused(409, [f"thread {thread_id} has no plan under review"])
-    answer = resume
-    if isinstance(resume, Mapping) and "decisions" not in resume:
-        ids = {str(getattr(i, "id", "")) for i in found}
-        if resume and set(resume) <= ids:
-            if len(resume) != 1:
-                raise ResumeRefused(422, ["answer the one pending review request once"])
-            answer = next(iter(resume.values()))
+    answer, keyed = _unkeyed(resume, [str(getattr(i, "id", "")) for i in found])
     checkpoint_id = str(tup.config["configurable"].get("checkpoint_id"))
     try:
         # Checked, claimed and journalled in one step: one answer wins, across workers and
@@ -114,11 +115,34 @@ async def check_resume(thread_id: str | None, resume: Any, identity: Identity) -
             identity=identity,
             still_waiting=lambda: True,  # it waits at checkpoint_id: read just above
             lease_s=settings.review_lease_s,
+            keyed=keyed,
         )
+    except ReviewChanged as exc:
+        raise ResumeRefused(409, exc.problems) from exc
     except DecisionInvalid as exc:
         raise ResumeRefused(422, exc.problems) from exc
     except AlreadyDecided as exc:
         raise ResumeRefused(409, [str(exc)]) from exc
+
+
+def _unkeyed(resume: Any, interrupt_ids: list[str]) -> tuple[Any, bool]:
+    """Return the answer a resume carries, and whether it came keyed by its interrupt's id.
+
+    Raises:
+        ResumeRefused: 409 a resume map keyed by interrupts no longer pending; 422 one that
+            answers the pending interrupt more than once.
+    """
+    if not isinstance(resume, Mapping) or not resume or set(resume) & REVIEW_KEYS:
+        return resume, False
+    if set(resume) <= set(interrupt_ids):
+        if len(resume) != 1:
+            raise ResumeRefused(422, ["answer the one pending review request once"])
+        return next(iter(resume.values())), True
+    if all(isinstance(v, (Mapping, list)) for v in resume.values()):
+        stale = ", ".join(sorted(str(k) for k in set(resume) - set(interrupt_ids)))
+        changed = ReviewChanged(f"interrupt {stale}", f"interrupt {', '.join(interrupt_ids)}")
+        raise ResumeRefused(409, changed.problems)
+    return resume, False
 
 
 def _as_list(value: Any) -> list[Any]:
