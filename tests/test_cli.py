@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from checkpoints.db import MIGRATIONS
 from graph.cli import app
-from graph.cli.answers import ApproveFlags, review_answer
+from graph.cli.answers import ApproveFlags, PendingReview, review_answer
 from graph.cli.common import UsageError
 from tools.retail import MIGRATIONS as RETAIL_MIGRATIONS
 from tools.retail import load_shipped, tau2_hash
@@ -165,14 +165,21 @@ def test_user_text_is_printed_literally_not_as_markup(home: Path, tmp_path: Path
 
 def test_approve_flags_become_one_decision_per_step() -> None:
     asked: list[str] = []
+    review = PendingReview(
+        decision_id="d1",
+        plan_id="p1",
+        tools={"s2": "modify_user_address", "s3": "cancel_pending_order"},
+    )
+    named = {"decision_id": "d1", "plan_id": "p1"}
 
-    def pending() -> list[str]:
+    def pending() -> PendingReview:
         asked.append("pending")
-        return ["s2", "s3"]
+        return review
 
     everything = review_answer(ApproveFlags(reviewer="ann", all_steps=True, approve=True), pending)
     assert everything == {
         "decisions": [{"type": "approve", "step_id": "s2"}, {"type": "approve", "step_id": "s3"}],
+        **named,
         "reviewer": "ann",
         "role": "reviewer",
     }
@@ -183,20 +190,40 @@ def test_approve_flags_become_one_decision_per_step() -> None:
     )
     assert rejected == {
         "decisions": [{"type": "reject", "message": "no", "step_id": "s3"}],
+        **named,
         "reviewer": "bob",
         "role": "admin",
     }
+    responded = review_answer(ApproveFlags(reviewer="bob", all_steps=True, respond="ok"), pending)
+    assert responded["decisions"] == [
+        {"type": "respond", "message": "ok", "step_id": "s2"},
+        {"type": "respond", "message": "ok", "step_id": "s3"},
+    ]
     edited = review_answer(ApproveFlags(reviewer="ann", step="s3", edit='{"reason": "x"}'), pending)
     assert edited["decisions"] == [
-        {"type": "edit", "edited_action": {"arguments": {"reason": "x"}}, "step_id": "s3"}
+        {
+            "type": "edit",
+            "edited_action": {"name": "cancel_pending_order", "args": {"reason": "x"}},
+            "step_id": "s3",
+        }
     ]
+    assert edited["decision_id"] == "d1" and edited["plan_id"] == "p1"
     whole = review_answer(
+        ApproveFlags(reviewer="ann", step="s3", edit='{"name": "t", "args": {"reason": "x"}}'),
+        pending,
+    )
+    assert whole["decisions"][0]["edited_action"] == {"name": "t", "args": {"reason": "x"}}
+    older = review_answer(
         ApproveFlags(reviewer="ann", step="s3", edit='{"arguments": {"reason": "x"}}'), pending
     )
-    assert whole["decisions"][0]["edited_action"] == {"arguments": {"reason": "x"}}
+    assert older["decisions"][0]["edited_action"] == {
+        "name": "cancel_pending_order",
+        "args": {"reason": "x"},
+    }
+    assert len(asked) == 6
     raw = review_answer(ApproveFlags(payload='{"decisions": []}'), pending)
     assert raw == {"decisions": []}
-    assert asked == ["pending"]  # only --all asks which steps are pending
+    assert len(asked) == 6  # a raw payload is passed on as it is: it names its review itself
 
 
 @pytest.mark.parametrize(
@@ -209,6 +236,8 @@ def test_approve_flags_become_one_decision_per_step() -> None:
         (ApproveFlags(reviewer="ann", all_steps=True, step="s1"), "give --all or --step ID"),
         (ApproveFlags(reviewer="ann", step="s1"), "give exactly one of"),
         (ApproveFlags(reviewer="ann", step="s1", approve=True, reject="no"), "give exactly one"),
+        (ApproveFlags(reviewer="ann", step="s1", respond="x", reject="no"), "give exactly one"),
+        (ApproveFlags(payload="{}", respond="x"), "--payload cannot be combined"),
         (ApproveFlags(reviewer="ann", all_steps=True, edit="{}"), "--edit applies to one step"),
         (ApproveFlags(reviewer="ann", step="s1", edit="{nope"), "--edit is not JSON"),
         (ApproveFlags(reviewer="ann", step="s1", edit="[1]"), "--edit must be a JSON object"),
@@ -217,8 +246,33 @@ def test_approve_flags_become_one_decision_per_step() -> None:
 def test_inconsistent_approve_flags_are_refused_before_anything_is_asked(
     flags: ApproveFlags, message: str
 ) -> None:
-    def pending() -> list[str]:
+    def pending() -> PendingReview:
         raise AssertionError("pending steps looked up for invalid options")
 
     with pytest.raises(UsageError, match=re.escape(message)):
         review_answer(flags, pending)
+
+
+def test_approve_names_the_review_shown_and_a_raw_payload_must_name_it(
+    home: Path, tmp_path: Path
+) -> None:
+    assert cli(home, "seed")[0] == 0
+    code, run = cli(home, "run", "--plan", str(plan_file(tmp_path)))
+    assert code == 0 and run["status"] == "awaiting_approval"
+    thread = run["thread_id"]
+    bare = json.dumps({"decisions": [{"type": "approve"}], "reviewer": "ann"})
+    code, out = cli(home, "approve", thread, "--payload", bare)
+    assert code == 2 and "does not say which review it answers" in out["error"]
+    stale = {"decisions": [{"type": "approve"}], "reviewer": "ann"}
+    stale |= {"decision_id": run["decision_id"], "plan_id": "p-old"}
+    code, out = cli(home, "approve", thread, "--payload", json.dumps(stale))
+    assert code == 2
+    assert f"the review changed: you answered plan p-old, plan {run['plan']['id']}" in out["error"]
+    assert cli(home, "status", thread)[1]["status"] == "awaiting_approval"
+
+    code, done = cli(
+        home, "approve", thread, "--step", "s3", "--respond", "done by phone", "--reviewer", "ann"
+    )
+    assert code == 0 and done["status"] == "rejected", done
+    assert done["error"] == "s3 not run: ann responded: done by phone"
+    assert done["results"] == []

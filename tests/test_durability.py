@@ -27,6 +27,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from answering import answer_for, naming
 from conftest import PG_ADMIN
 
 from checkpoints.factory import Stores
@@ -308,7 +309,7 @@ def baselines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Baseline]:
             first = runner.start(explicit_plan=plan, thread_id="baseline")
             assert first["status"] == "awaiting_approval", first
             assert [p["step_id"] for p in first["pending"]] == plan_writes(plan)
-            done = runner.resume("baseline", APPROVE_ALL)
+            done = runner.resume("baseline", naming(first, APPROVE_ALL))
             approvals = approvals_of(stores, done["decision_id"])
             found[name] = Baseline(
                 exported=export(stores.domain),
@@ -534,7 +535,8 @@ def crash_and_recover(crash: Crash, lane: Lane, scratch: Path) -> Recovery:
                 break
             if status == "awaiting_approval" and crash.during == "run":
                 rec.commands.append("answer")
-                runner.resume(thread, {**APPROVE_ALL, "reviewer": "rev2"})
+                shown = runner.outcome(thread)
+                runner.resume(thread, naming(shown, {**APPROVE_ALL, "reviewer": "rev2"}))
                 continue
             args: tuple[str, ...] = ("resume", thread)
             if status == "awaiting_approval":
@@ -793,7 +795,7 @@ def test_fifty_runs_at_once_through_one_runner_on_postgres(pg_uri: str, tmp_path
             _, email, order_id = picked[i]
             barrier.wait()
             first = runner.start(explicit_plan=small_plan(i, email, order_id), thread_id=f"c{i}")
-            answer = {"decisions": [{"type": "approve"}], "reviewer": f"r{i}"}
+            answer = answer_for(first, {"type": "approve"}, reviewer=f"r{i}")
             return first, runner.resume(f"c{i}", answer)
 
         with ThreadPoolExecutor(len(picked)) as pool:
@@ -891,7 +893,7 @@ def test_two_threads_of_one_process_answer_the_same_review_one_wins(
     def answer(who: str) -> dict[str, Any] | str:
         barrier.wait()
         try:
-            return runner.resume(thread, {**APPROVE_ALL, "reviewer": who})
+            return runner.resume(thread, naming(first, {**APPROVE_ALL, "reviewer": who}))
         except RunError as exc:
             return str(exc)
 

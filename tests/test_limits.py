@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from answering import naming
 
 from checkpoints.factory import Stores
 from graph.planners.explicit import parse_plan_document
@@ -121,7 +122,7 @@ def test_a_plan_over_the_size_limit_is_refused() -> None:
 
 
 def test_an_answer_nested_without_end_is_refused_not_a_recursion_error() -> None:
-    edit = {"type": "edit", "edited_action": {"arguments": {"reason": nested(DEEP)}}}
+    edit = {"type": "edit", "edited_action": {"args": {"reason": nested(DEEP)}}}
     for answer in (nested(DEEP), {"decisions": [edit], "reviewer": "ann"}):
         with pytest.raises(DecisionInvalid) as info:
             parse_answer(answer, PENDING, PLAN)
@@ -131,11 +132,11 @@ def test_an_answer_nested_without_end_is_refused_not_a_recursion_error() -> None
 
 
 def test_an_answer_over_the_size_limit_is_refused() -> None:
-    edit = {"type": "edit", "edited_action": {"arguments": {"reason": "r" * MAX_ANSWER_BYTES}}}
+    edit = {"type": "edit", "edited_action": {"args": {"reason": "r" * MAX_ANSWER_BYTES}}}
     with pytest.raises(DecisionInvalid) as info:
         parse_answer({"decisions": [edit], "reviewer": "ann"}, PENDING, PLAN)
     assert info.value.problems == ["the answer is larger than 64 KiB as JSON (the limit)"]
-    edit["edited_action"]["arguments"]["reason"] = "r" * (MAX_ANSWER_BYTES - 200)
+    edit["edited_action"]["args"]["reason"] = "r" * (MAX_ANSWER_BYTES - 200)
     (decision,) = parse_answer({"decisions": [edit], "reviewer": "ann"}, PENDING, PLAN)
     assert decision.args is not None and len(decision.args["reason"]) == MAX_ANSWER_BYTES - 200
 
@@ -166,6 +167,18 @@ def test_an_answer_over_the_size_limit_is_refused() -> None:
             },
             f"decisions[0].message has {MAX_MESSAGE_CHARS + 1} characters; "
             f"the limit is {MAX_MESSAGE_CHARS}",
+        ),
+        (
+            {
+                "decisions": [{"type": "respond", "message": "m" * (MAX_MESSAGE_CHARS + 1)}],
+                "reviewer": "a",
+            },
+            f"decisions[0].message has {MAX_MESSAGE_CHARS + 1} characters; "
+            f"the limit is {MAX_MESSAGE_CHARS}",
+        ),
+        (
+            {"decisions": [{"type": "approve"}], "reviewer": "a", "plan_id": "p" * 600},
+            f"'plan_id' has 600 characters; the limit is {MAX_NAME_CHARS}",
         ),
     ],
 )
@@ -237,6 +250,6 @@ def test_a_runner_refuses_deep_input_and_keeps_the_thread(stores: Stores) -> Non
     thread = first["thread_id"]
     history_before = len(list(runner.history(thread)))
     with pytest.raises(DecisionInvalid, match="levels deep"):
-        runner.resume(thread, {"decisions": [nested(DEEP)], "reviewer": "ann"})
+        runner.resume(thread, naming(first, {"decisions": [nested(DEEP)], "reviewer": "ann"}))
     assert len(list(runner.history(thread))) == history_before
     assert runner.outcome(thread)["status"] == "awaiting_approval"

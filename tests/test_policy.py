@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from answering import answer_for
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 from typer.testing import CliRunner
@@ -831,13 +832,13 @@ def test_reviewer_without_the_role_is_refused_and_the_run_stays_paused(fresh: Ru
     review = first["verdict"]["reviews"][0]
     assert review["roles"] == ["admin", "supervisor"]
     with pytest.raises(DecisionInvalid, match="needs one of the roles admin, supervisor"):
-        runner.resume(first["thread_id"], {"decisions": [{"type": "approve"}], "reviewer": "bo"})
+        runner.resume(first["thread_id"], answer_for(first, {"type": "approve"}, reviewer="bo"))
     assert runner.outcome(first["thread_id"])["status"] == "awaiting_approval"
     assert export(stores.domain) == before
     # Straight through the graph (as the server would send it): the node asks again.
     config: RunnableConfig = {"configurable": {"thread_id": first["thread_id"]}}
     runner.graph.invoke(
-        Command(resume={"decisions": [{"type": "approve"}], "reviewer": "bo"}),
+        Command(resume=answer_for(first, {"type": "approve"}, reviewer="bo")),
         config,
         context=runner.context,
     )
@@ -846,11 +847,25 @@ def test_reviewer_without_the_role_is_refused_and_the_run_stays_paused(fresh: Ru
     assert "operator.amount_threshold" in again["review_error"]
     done = runner.resume(
         first["thread_id"],
-        {"decisions": [{"type": "approve"}], "reviewer": "sue", "role": "supervisor"},
+        answer_for(first, {"type": "approve"}, reviewer="sue", role="supervisor"),
     )
     assert done["status"] == "completed", done
     state = runner.graph.get_state(config).values
     assert [(a.reviewer, a.roles) for a in state["approvals"]] == [("sue", ["supervisor"])]
+
+
+def test_a_respond_needs_no_authority_over_the_step(fresh: Runner) -> None:
+    runner, stores = fresh, fresh.stores
+    before = export(stores.domain)
+    first = runner.start(explicit_plan={"steps": [who(), cancel(F_BIG)]}, actor="ann")
+    assert first["verdict"]["reviews"][0]["roles"] == ["admin", "supervisor"]
+    out = runner.resume(
+        first["thread_id"],
+        answer_for(first, {"type": "respond", "message": "refunded by hand"}, reviewer="bo"),
+    )
+    assert out["status"] == "rejected", out
+    assert out["error"] == "w not run: bo responded: refunded by hand"
+    assert export(stores.domain) == before
 
 
 def test_requester_may_not_approve_their_own_high_risk_step(fresh: Runner) -> None:
@@ -859,9 +874,9 @@ def test_requester_may_not_approve_their_own_high_risk_step(fresh: Runner) -> No
     with pytest.raises(DecisionInvalid, match="operator.no_self_approval"):
         runner.resume(
             first["thread_id"],
-            {"decisions": [{"type": "approve"}], "reviewer": "ann", "role": "admin"},
+            answer_for(first, {"type": "approve"}, reviewer="ann", role="admin"),
         )
-    done = runner.resume(first["thread_id"], {"decisions": [{"type": "approve"}], "reviewer": "bo"})
+    done = runner.resume(first["thread_id"], answer_for(first, {"type": "approve"}, reviewer="bo"))
     assert done["status"] == "completed"
 
 
@@ -874,7 +889,7 @@ def test_authenticated_reviewer_comes_from_the_config_not_the_payload(fresh: Run
             "langgraph_auth_user": {"identity": "rita", "permissions": ["role:reviewer"]},
         }
     }
-    payload = {"decisions": [{"type": "approve"}], "reviewer": "sue", "role": "supervisor"}
+    payload = answer_for(first, {"type": "approve"}, reviewer="sue", role="supervisor")
     runner.graph.invoke(Command(resume=payload), config, context=runner.context)
     assert "rita may not approve" in runner.outcome(first["thread_id"])["review_error"]
     config["configurable"]["langgraph_auth_user"] = {
@@ -894,8 +909,8 @@ def test_an_edit_that_violates_the_policy_is_verified_again_and_refused(fresh: R
     runner, stores = fresh, fresh.stores
     before = export(stores.domain)
     first = runner.start(explicit_plan={"steps": [who(), cancel()]})
-    edit = {"arguments": {"order_id": SOFIA_ORDER, "reason": "no longer needed"}}
-    answer = {"decisions": [{"type": "edit", "edited_action": edit}], "reviewer": "bo"}
+    edit = {"args": {"order_id": SOFIA_ORDER, "reason": "no longer needed"}}
+    answer = answer_for(first, {"type": "edit", "edited_action": edit}, reviewer="bo")
     with pytest.raises(DecisionInvalid, match=r"the edited plan is refused: .*scope.order_owner"):
         runner.resume(first["thread_id"], answer)
     # The reviewer is told; the customer's request stays pending as it was.
@@ -941,7 +956,7 @@ def test_a_step_that_became_violating_while_waiting_is_not_run(fresh: Runner) ->
         s.domain.execute("COMMIT")
     world = export(s.domain)
     out = runner.resume(
-        first["thread_id"], {"decisions": [{"type": "approve"}] * 2, "reviewer": "bo"}
+        first["thread_id"], answer_for(first, *[{"type": "approve"}] * 2, reviewer="bo")
     )
     assert out["status"] == "refused", out
     assert "refused at execution" in out["error"] and "order.pending" in out["error"]

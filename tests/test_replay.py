@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from answering import naming
 
 from checkpoints.factory import Stores
 from checkpoints.ledger import Approvals, Ledger
@@ -55,7 +56,7 @@ def runner(stores: Stores) -> Runner:
 
 def completed(runner: Runner) -> dict[str, Any]:
     first = runner.start(explicit_plan=plan())
-    done = runner.resume(first["thread_id"], APPROVE_ALL)
+    done = runner.resume(first["thread_id"], naming(first, APPROVE_ALL))
     assert done["status"] == "completed", done
     return done
 
@@ -112,7 +113,7 @@ def test_live_replay_asks_for_approval_again_then_runs(runner: Runner, stores: S
     again = runner.replay(first["thread_id"], cp, live=True)
     assert again["status"] == "awaiting_approval"
     assert [p["step_id"] for p in again["pending"]] == ["move", "cancel"]
-    done = runner.resume(first["thread_id"], APPROVE_ALL)
+    done = runner.resume(first["thread_id"], naming(again, APPROVE_ALL))
     assert done["status"] == "completed"
     assert export(stores.domain)["orders"][ORDER]["status"] == "cancelled"
     assert [a.step_id for a in Approvals(stores.domain).rows(done["decision_id"])] == [

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from answering import answer_for
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
@@ -69,16 +70,13 @@ def status_of(runner: Runner, order: str) -> str:
     return str(found["status"])
 
 
-def edit_to(order: str, reviewer: str, role: str) -> dict[str, Any]:
+def edit_to(shown: dict[str, Any], order: str, reviewer: str, role: str) -> dict[str, Any]:
     action = {
         "name": "cancel_pending_order",
-        "arguments": {"order_id": order, "reason": "no longer needed"},
+        "args": {"order_id": order, "reason": "no longer needed"},
     }
-    return {
-        "decisions": [{"type": "edit", "edited_action": action}],
-        "reviewer": reviewer,
-        "role": role,
-    }
+    edit = {"type": "edit", "edited_action": action}
+    return answer_for(shown, edit, reviewer=reviewer, role=role)
 
 
 def test_an_edit_cannot_get_past_the_supervisor_rule(runner: Runner) -> None:
@@ -87,7 +85,7 @@ def test_an_edit_cannot_get_past_the_supervisor_rule(runner: Runner) -> None:
     assert first["status"] == "awaiting_approval"
     # A plain approve of the big order by a reviewer is refused; so is an edit into it.
     with pytest.raises(DecisionInvalid, match="supervisor"):
-        runner.resume(first["thread_id"], edit_to(BIG, "rita", "reviewer"))
+        runner.resume(first["thread_id"], edit_to(first, BIG, "rita", "reviewer"))
     still = runner.outcome(first["thread_id"])
     assert still["status"] == "awaiting_approval" and still["plan"] == first["plan"]
     assert export(runner.stores.domain) == before
@@ -95,7 +93,7 @@ def test_an_edit_cannot_get_past_the_supervisor_rule(runner: Runner) -> None:
     # Straight to the graph, past the pre-check: the node refuses it and asks again.
     config: RunnableConfig = {"configurable": {"thread_id": first["thread_id"]}}
     runner.graph.invoke(
-        Command(resume=edit_to(BIG, "rita", "reviewer")), config, context=runner.context
+        Command(resume=edit_to(first, BIG, "rita", "reviewer")), config, context=runner.context
     )
     again = runner.outcome(first["thread_id"])
     assert again["status"] == "awaiting_approval" and again["plan"] == first["plan"]
@@ -103,7 +101,7 @@ def test_an_edit_cannot_get_past_the_supervisor_rule(runner: Runner) -> None:
     assert export(runner.stores.domain) == before
 
     # A supervisor may make the same edit: it runs, and the approval records their role.
-    done = runner.resume(first["thread_id"], edit_to(BIG, "sam", "supervisor"))
+    done = runner.resume(first["thread_id"], edit_to(first, BIG, "sam", "supervisor"))
     assert done["status"] == "completed", done
     assert status_of(runner, BIG) == "cancelled" and status_of(runner, SMALL) == "pending"
     with runner.stores.lock:
@@ -118,11 +116,11 @@ def test_an_edit_cannot_get_past_the_no_self_approval_rule(runner: Runner) -> No
     before = export(runner.stores.domain)
     # rita asked for the run: she may not approve a high-risk call in it, edited or not.
     with pytest.raises(DecisionInvalid, match="no_self_approval"):
-        runner.resume(first["thread_id"], edit_to(SMALL, "rita", "reviewer"))
+        runner.resume(first["thread_id"], edit_to(first, SMALL, "rita", "reviewer"))
     assert export(runner.stores.domain) == before
     assert runner.outcome(first["thread_id"])["status"] == "awaiting_approval"
     # Someone else may.
-    done = runner.resume(first["thread_id"], edit_to(SMALL, "bo", "reviewer"))
+    done = runner.resume(first["thread_id"], edit_to(first, SMALL, "bo", "reviewer"))
     assert done["status"] == "completed" and status_of(runner, SMALL) == "cancelled"
 
 

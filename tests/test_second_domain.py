@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from answering import naming
 from lending import DOMAIN
 from lending.store import export
 
@@ -65,8 +66,8 @@ def test_a_request_is_planned_from_the_domain_template_approved_and_executed(
 
     # The domain's own approval rule: a retail "reviewer" is not a librarian.
     with pytest.raises(Exception, match="needs a librarian"):
-        runner.resume(first["thread_id"], {**LIBRARIAN, "role": "reviewer"})
-    done = runner.resume(first["thread_id"], LIBRARIAN)
+        runner.resume(first["thread_id"], naming(first, {**LIBRARIAN, "role": "reviewer"}))
+    done = runner.resume(first["thread_id"], naming(first, LIBRARIAN))
     assert done["status"] == "completed", done
     assert books(runner) == {"B100": "m1", "B101": "m2", "B102": None}
 
@@ -80,7 +81,7 @@ def test_the_domain_policy_denies_before_anything_runs(runner: Runner) -> None:
 
 def test_rollback_and_compensation_restore_the_domain_records(runner: Runner) -> None:
     first = runner.start(request="I'm ann@example.com and I would like to borrow B102.")
-    done = runner.resume(first["thread_id"], LIBRARIAN)
+    done = runner.resume(first["thread_id"], naming(first, LIBRARIAN))
     assert done["status"] == "completed" and books(runner)["B102"] == "m1"
     history = list(runner.history(done["thread_id"]))
     before_execute = next(r for r in history if r["next"] == ["execute"] and not r["steps_done"])
@@ -96,7 +97,7 @@ def test_rollback_and_compensation_restore_the_domain_records(runner: Runner) ->
     ]
     paused = runner.start(explicit_plan=plan)
     assert paused["status"] == "awaiting_approval"
-    out = runner.resume(paused["thread_id"], LIBRARIAN)
+    out = runner.resume(paused["thread_id"], naming(paused, LIBRARIAN))
     assert out["status"] == "rolled_back", out
     assert "book not found" in out["error"]
     assert books(runner)["B100"] is None
