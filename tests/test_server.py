@@ -29,6 +29,7 @@ import httpx
 import psycopg
 import pytest
 import yaml
+from answering import naming
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from starlette.testclient import TestClient
@@ -253,6 +254,21 @@ def _interrupt(thread: Any) -> dict[str, Any]:
     return dict(values[0])
 
 
+async def pending_interrupt(server: Server, thread_id: str) -> dict[str, Any]:
+    """The thread's pending interrupt (``id`` and ``value``), as a reviewer reads it."""
+    return _interrupt(await server.client("rita").threads.get(thread_id))
+
+
+async def named(server: Server, thread_id: str, resume: dict[str, Any]) -> dict[str, Any]:
+    """``resume`` naming the review pending on ``thread_id`` (its decision and plan)."""
+    return naming((await pending_interrupt(server, thread_id))["value"], resume)
+
+
+async def keyed(server: Server, thread_id: str, resume: Any) -> dict[str, Any]:
+    """``resume`` keyed by the id of the interrupt pending on ``thread_id``."""
+    return {(await pending_interrupt(server, thread_id))["id"]: resume}
+
+
 def _values(state: Any) -> dict[str, Any]:
     values = state["values"]
     assert isinstance(values, dict), values
@@ -325,12 +341,12 @@ def test_requester_runs_stop_for_review_in_the_hitl_schema(server: Server) -> No
         value = _interrupt(await alice.threads.get(small))["value"]
         assert [a["name"] for a in value["action_requests"]] == ["cancel_pending_order"]
         (action,) = value["action_requests"]
-        assert action["arguments"] == {"order_id": "#W2974929", "reason": "no longer needed"}
+        assert action["args"] == {"order_id": "#W2974929", "reason": "no longer needed"}
         assert action["step_id"] == "s3"
         (config,) = value["review_configs"]
         assert config["action_name"] == "cancel_pending_order"
-        assert config["allowed_decisions"] == ["approve", "edit", "reject"]
-        assert "order_id" in config["arguments_schema"]["properties"]
+        assert config["allowed_decisions"] == ["approve", "edit", "reject", "respond"]
+        assert "order_id" in config["args_schema"]["properties"]
         state = await alice.threads.get_state(small)
         assert state["next"] == ["approve"]
         # The requester recorded with the run is the authenticated one.
@@ -414,6 +430,8 @@ def test_malformed_answers_are_refused_and_the_thread_stays_resumable(server: Se
             "not an object": "must be an object",
         }
         for name, resume in cases.items():
+            if isinstance(resume, dict):
+                resume = naming(before["value"], resume)
             code, text = await _refused(
                 rita.runs.wait(small, ASSISTANT, command={"resume": resume})
             )
@@ -424,7 +442,8 @@ def test_malformed_answers_are_refused_and_the_thread_stays_resumable(server: Se
         assert _interrupt(after)["id"] == before["id"]
         assert len(await rita.threads.get_history(small, limit=100)) == history_before
         # Still resumable: a well-formed answer goes through.
-        assert (await answer(server, "rita", small, APPROVE))["status"] == "completed"
+        resume = await named(server, small, APPROVE)
+        assert (await answer(server, "rita", small, resume))["status"] == "completed"
 
     run(go())
 
@@ -444,7 +463,7 @@ def test_reviewer_lists_pending_threads_and_approves_as_themselves(server: Serve
         # Every requester's thread awaiting review is listed, and nothing else changed.
         assert await pending_threads(server) == before | {small, other}
         rita = server.client("rita")
-        out = await answer(server, "rita", small, APPROVE)
+        out = await answer(server, "rita", small, await named(server, small, APPROVE))
         assert out["status"] == "completed", out
         values = _values(await rita.threads.get_state(small))
         assert [(d["step_id"], d["type"], d["reviewer"]) for d in values["decisions"]] == [
@@ -481,8 +500,9 @@ NEEDS_SUPERVISOR = Order("lucas.martin5733@example.com", "#W9318778")
 def test_a_reviewer_without_the_needed_role_is_refused(server: Server) -> None:
     async def go() -> tuple[int, str]:
         big = await awaiting_review(server, "alice", NEEDS_SUPERVISOR)
+        resume = await named(server, big, APPROVE)
         refused = await _refused(
-            server.client("rita").runs.wait(big, ASSISTANT, command={"resume": APPROVE})
+            server.client("rita").runs.wait(big, ASSISTANT, command={"resume": resume})
         )
         assert (await server.client("rita").threads.get(big))["status"] == "interrupted"
         return refused
@@ -505,7 +525,11 @@ def test_a_supervisor_approves_and_is_recorded_from_auth(server: Server) -> None
             server,
             "sam",
             big,
-            {"decisions": [{"type": "approve", "reviewer": "mallory"}], "reviewer": "mallory"},
+            await named(
+                server,
+                big,
+                {"decisions": [{"type": "approve", "reviewer": "mallory"}], "reviewer": "mallory"},
+            ),
         )
         assert out["status"] == "completed", out
         values = _values(await sam.threads.get_state(big))
@@ -530,11 +554,71 @@ LEGACY = Order("aarav.lee6460@example.com", "#W3361211", "ordered by mistake")
 def test_a_legacy_agent_inbox_answer_is_accepted(server: Server) -> None:
     async def go() -> None:
         other = await awaiting_review(server, "bob", LEGACY)
-        out = await answer(server, "sam", other, [{"type": "ignore", "args": None}])
+        legacy = [{"type": "ignore", "args": None}]
+        # The legacy list has no place to name its review: sent bare, it is refused.
+        code, text = await _refused(
+            server.client("sam").runs.wait(other, ASSISTANT, command={"resume": legacy})
+        )
+        assert code == 422 and "keyed by its interrupt id" in json.loads(text)["detail"], text
+        out = await answer(server, "sam", other, await keyed(server, other, legacy))
         assert out["status"] == "rejected", out
         values = _values(await server.client("sam").threads.get_state(other))
         assert [(d["type"], d["reviewer"], d["message"]) for d in values["decisions"]] == [
             ("reject", "sam", IGNORED)
+        ]
+
+    run(go())
+
+
+# Owned by the test below: alice's (cancelled), then bob's (answered with a respond).
+NAMING = Order("yusuf.rossi7301@example.com", "#W6247578")
+NAMING_KEYED = Order("omar.kim8981@example.com", "#W8557584")
+
+
+def test_an_answer_must_name_the_review_it_answers(server: Server) -> None:
+    async def go() -> None:
+        small = await awaiting_review(server, "alice", NAMING)
+        rita = server.client("rita")
+        pending = await pending_interrupt(server, small)
+        plan_id = pending["value"]["plan_id"]
+        history_before = len(await rita.threads.get_history(small, limit=100))
+
+        async def refused(resume: Any) -> tuple[int, str]:
+            code, text = await _refused(
+                rita.runs.wait(small, ASSISTANT, command={"resume": resume})
+            )
+            return code, json.loads(text)["detail"]
+
+        code, detail = await refused(APPROVE)
+        assert code == 422 and "add 'decision_id' and 'plan_id'" in detail, detail
+        stale = naming(pending["value"], APPROVE) | {"plan_id": "p-old"}
+        code, detail = await refused(stale)
+        assert (code, detail) == (
+            409,
+            f"the review changed: you answered plan p-old, plan {plan_id} is pending",
+        )
+        code, detail = await refused({"0" * 32: APPROVE})
+        assert code == 409 and f"you answered interrupt {'0' * 32}" in detail, detail
+        after = await rita.threads.get(small)
+        assert after["status"] == "interrupted"
+        assert _interrupt(after)["id"] == pending["id"]
+        assert len(await rita.threads.get_history(small, limit=100)) == history_before
+        # Keyed by its interrupt id, an answer names its review without the ids.
+        out = await answer(server, "rita", small, {pending["id"]: APPROVE})
+        assert out["status"] == "completed", out
+
+        other = await awaiting_review(server, "bob", NAMING_KEYED)
+        wrong = naming((await pending_interrupt(server, other))["value"], APPROVE)
+        code, text = await _refused(rita.runs.wait(small, ASSISTANT, command={"resume": wrong}))
+        assert code == 409, text  # the first thread no longer awaits review
+        # A respond: the step is not run and the run ends, the message kept in the decision.
+        respond = {"decisions": [{"type": "respond", "message": "refunded by hand"}]}
+        out = await answer(server, "rita", other, await named(server, other, respond))
+        assert out["status"] == "rejected", out
+        assert out["error"] == "s3 not run: rita responded: refunded by hand"
+        values = _values(await rita.threads.get_state(other))
+        assert [(d["type"], d["reviewer"], d["message"]) for d in values["decisions"]] == [
+            ("respond", "rita", "refunded by hand")
         ]
 
     run(go())
@@ -549,7 +633,8 @@ HISTORY = Order("harper.thomas1454@example.com", "#W7425646")
 def test_history_lists_the_checkpoints_stored_in_postgres(server: Server) -> None:
     async def go() -> tuple[str, list[Any]]:
         small = await awaiting_review(server, "alice", HISTORY)
-        assert (await answer(server, "rita", small, APPROVE))["status"] == "completed"
+        resume = await named(server, small, APPROVE)
+        assert (await answer(server, "rita", small, resume))["status"] == "completed"
         return small, list(await server.client("alice").threads.get_history(small, limit=100))
 
     small, history = run(go())
@@ -581,9 +666,12 @@ def test_metrics_reflect_the_runs(server: Server) -> None:
         small = await awaiting_review(server, "alice", METERED_SMALL)
         big = await awaiting_review(server, "alice", METERED_BIG)
         other = await awaiting_review(server, "bob", METERED_OTHER)
-        assert (await answer(server, "rita", small, APPROVE))["status"] == "completed"
-        assert (await answer(server, "sam", big, APPROVE))["status"] == "completed"
-        rejected = await answer(server, "sam", other, [{"type": "ignore", "args": None}])
+        resume = await named(server, small, APPROVE)
+        assert (await answer(server, "rita", small, resume))["status"] == "completed"
+        resume = await named(server, big, APPROVE)
+        assert (await answer(server, "sam", big, resume))["status"] == "completed"
+        legacy = await keyed(server, other, [{"type": "ignore", "args": None}])
+        rejected = await answer(server, "sam", other, legacy)
         assert rejected["status"] == "rejected"
 
     run(go())
@@ -688,6 +776,11 @@ def test_stamp_reviewer_overrides_every_named_reviewer() -> None:
     }
     assert stamp_reviewer({"intr-1": {"decisions": [{"type": "approve"}]}}, "ann") == {
         "intr-1": {"decisions": [{"type": "approve"}], "reviewer": "ann"}
+    }
+    assert stamp_reviewer({"decision_id": "d", "plan_id": "p"}, "ann") == {
+        "decision_id": "d",
+        "plan_id": "p",
+        "reviewer": "ann",
     }
     assert stamp_reviewer("yes", "ann") == "yes"
 
