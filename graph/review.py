@@ -16,6 +16,7 @@ from graph.services import Services
 from graph.state import Pins
 from guards.errors import DecisionInvalid
 from guards.judgement import Approval, Decision, StepReview, approval_digest
+from guards.limits import MAX_ANSWER_BYTES, MAX_NAME_CHARS, document_problem
 from guards.plan import Plan, Step
 from guards.review import Identity, apply_edits, authorize, parse_answer
 from tools.catalog import Catalog
@@ -179,6 +180,11 @@ def check_answer(
 def _journal_entry(
     answer: Any, reviewer: str, roles: Sequence[str], checkpoint_id: str, outcome: str, detail: str
 ) -> dict[str, Any]:
+    too_big = document_problem(answer, "the answer", MAX_ANSWER_BYTES)
+    if too_big is not None:  # kept as what it was, never as the oversized document itself
+        answer = {"not kept": too_big}
+    reviewer = reviewer[:MAX_NAME_CHARS]
+    roles = [r[:MAX_NAME_CHARS] for r in list(roles)[:16]]
     return {
         "checkpoint_id": checkpoint_id,
         "reviewer": reviewer,
