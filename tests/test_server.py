@@ -854,3 +854,23 @@ def test_run_context_and_forks_are_the_servers_not_the_callers(server: Server) -
         assert len(history) >= 5, [h["next"] for h in history]
 
     run(go())
+
+
+def test_run_input_is_screened_before_a_run_exists(server: Server) -> None:
+    async def go() -> None:
+        alice = server.client("alice")
+        thread = (await alice.threads.create())["thread_id"]
+        deep: Any = "x"
+        for _ in range(100):
+            deep = [deep]
+        for bad in (
+            {"request": "x" * 5000},
+            {"explicit_plan": deep},
+            {"request": "hello", "approvals": [{"step_id": "s1", "digest": "x"}]},
+            {},
+        ):
+            code, body = await _refused(alice.runs.wait(thread, ASSISTANT, input=bad))
+            assert code == 422, (list(bad), code, body)
+        assert await alice.runs.list(thread) == []
+
+    run(go())
