@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from graph import events
 from graph.services import Services
 from graph.state import Pins
 from guards.errors import DecisionInvalid
@@ -170,5 +171,9 @@ def check_answer(
         known.get(a["step_id"]) or StepReview(step_id=a["step_id"], reason=a.get("description", ""))
         for a in request["action_requests"]
     ]
-    decisions, _ = judge_answer(answer, pending, plan, services, actor, identity)
+    try:
+        decisions, _ = judge_answer(answer, pending, plan, services, actor, identity)
+    except DecisionInvalid:
+        events.answer_refused()
+        raise
     return decisions
