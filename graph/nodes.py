@@ -13,6 +13,7 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite, interrupt
 
+from graph import events
 from graph.compensation import undo_writes
 from graph.context import Context
 from graph.execution import execute_step, ledgered_steps, next_ready
@@ -80,6 +81,7 @@ class Nodes:
             "error": None,
         }
 
+    @events.recorded
     def plan(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Ask the planner for a plan; never runs a tool."""
         pause_point("node:plan")
@@ -98,6 +100,7 @@ class Nodes:
             return {"plan_attempts": attempts, "status": "cannot_plan", "error": outcome.reason}
         return {"plan": outcome, "plan_attempts": attempts, "status": "planning", "error": None}
 
+    @events.recorded
     def verify(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Judge the plan (contracts, then the policy on facts read from the domain).
 
@@ -130,6 +133,7 @@ class Nodes:
             current, stores.domain, stores.lock, state.get("actor")
         )
         if judgement.verdict.outcome == "deny":
+            events.plan_denied(judgement)
             return self._refuse(state, judgement.verdict)
         return {"verdict": judgement.verdict, "status": "verified"}
 
@@ -146,6 +150,7 @@ class Nodes:
             update["error"] = "; ".join(verdict.reasons)
         return update
 
+    @events.recorded
     def approve(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Ask a human about every step that needs review and has no valid approval.
 
@@ -250,6 +255,7 @@ class Nodes:
             raise RuntimeError("execute reached with no ready step")
         return execute_step(state, step, self.services, _replay(runtime))  # type: ignore[arg-type]
 
+    @events.recorded
     def compensate(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Undo completed write steps in reverse order; report what could not be undone."""
         pause_point("node:compensate")
@@ -266,6 +272,7 @@ class Nodes:
             and entry.spec.effect == "write"
         ]
         report = undo_writes(services, state["decision_id"], writes, stop_at_conflict=False)
+        events.compensated(report)
         updated = {
             sid: results[sid].model_copy(update={"compensated": True}) for sid in report.undone
         }
@@ -287,6 +294,7 @@ class Nodes:
             status, error = "failed", cause  # no write had happened: nothing to undo
         return {"results": updated, "compensation": report.notes, "status": status, "error": error}
 
+    @events.recorded
     def finalize(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Close the run: completed when every step succeeded, failed otherwise."""
         pause_point("node:finalize")

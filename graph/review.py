@@ -12,6 +12,7 @@ from typing import Any
 
 from checkpoints.audit import AuditLog
 from checkpoints.ledger import AlreadyDecided, Approvals
+from graph import events
 from graph.services import Services
 from graph.state import Pins
 from guards.errors import DecisionInvalid
@@ -173,7 +174,11 @@ def check_answer(
         known.get(a["step_id"]) or StepReview(step_id=a["step_id"], reason=a.get("description", ""))
         for a in request["action_requests"]
     ]
-    decisions, _ = judge_answer(answer, pending, plan, services, actor, identity)
+    try:
+        decisions, _ = judge_answer(answer, pending, plan, services, actor, identity)
+    except DecisionInvalid:
+        events.answer_refused()
+        raise
     return decisions
 
 
