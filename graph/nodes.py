@@ -18,6 +18,7 @@ from graph.compensation import undo_writes
 from graph.context import Context
 from graph.execution import execute_step, ledgered_steps, next_ready
 from graph.faults import pause_point
+from graph.provenance import journal_verdict
 from graph.review import grant, granted_steps, judge_answer, review_request, still_authorised
 from graph.services import Services
 from graph.state import Pins, State
@@ -127,11 +128,13 @@ class Nodes:
                 catalog_version=pins.catalog_version,
                 policy_version=pins.policy_version,
             )
+            journal_verdict(services, state["decision_id"], current, verdict)
             return self._refuse(state, verdict)
         stores = services.stores
         judgement = services.verifier.verify(
             current, stores.domain, stores.lock, state.get("actor")
         )
+        journal_verdict(services, state["decision_id"], current, judgement.verdict, judgement)
         if judgement.verdict.outcome == "deny":
             events.plan_denied(judgement)
             return self._refuse(state, judgement.verdict)
