@@ -134,6 +134,11 @@ def run_step(
     with lock, conn.transaction(write=True):
         if not writes:
             ledger.start(call.decision_id, call.step_id, spec.name, call.args)
+        row = ledger.get(call.decision_id, call.step_id)
+        if row is not None and row.status != "started":
+            # Another executor reached an outcome meanwhile: it stands, never overwritten.
+            ok = row.status == "succeeded"
+            return _result(call, ok, row.output, row.error, row.attempts, inline_limit)
         ledger.finish(
             call.decision_id, call.step_id, status="failed", attempts=attempts, error=error
         )
