@@ -145,7 +145,11 @@ class PostgresDomain(Domain):
             errors.LockNotAvailable,
         )
         self.conn = psycopg.connect(uri, autocommit=True)
-        self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        # Even with IF NOT EXISTS, creating needs the CREATE privilege: a role without it
+        # (see deploy/roles.sql) finds the schema in place.
+        found = self.conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,))
+        if found.fetchone() is None:
+            self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         self.conn.execute(f"SET search_path TO {SCHEMA}, public")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -299,8 +303,10 @@ def _upgrade_bookkeeping(domain: Domain, float_type: str) -> None:
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
         ).fetchone()
         columns = {str(r[1]) for r in domain.execute("PRAGMA table_info(schema_migrations)")}
+    if exists and "component" in columns:
+        return  # current layout: nothing to create (a role without DDL rights gets here)
     legacy: list[tuple[int, str, float]] = []
-    if exists and "component" not in columns:
+    if exists:
         legacy = [
             (int(r[0]), str(r[1]), float(r[2]))
             for r in domain.execute("SELECT version, name, applied_at FROM schema_migrations")

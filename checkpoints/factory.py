@@ -152,10 +152,35 @@ def _open_postgres(
         uri, min_size=1, max_size=pool_max, kwargs=pg_connection_kwargs(), open=True
     )
     saver = PostgresSaver(pool, serde=serde)
-    saver.setup()
+    with pool.connection() as conn:
+        behind = _saver_behind(_saver_version(conn), saver.MIGRATIONS)
+    if behind:
+        saver.setup()
     return Stores(
         home=root, checkpointer=saver, domain=domain, backend="postgres", _closers=[pool.close]
     )
+
+
+_SAVER_TABLE = "SELECT to_regclass('checkpoint_migrations') IS NOT NULL AS present"
+_SAVER_VERSION = "SELECT coalesce(max(v), -1) AS v FROM checkpoint_migrations"
+
+
+def _saver_behind(version: int, migrations: Sequence[str]) -> bool:
+    """Whether the PostgreSQL saver's tables miss a migration (its ``setup()`` has work).
+
+    ``version`` is its last applied migration (-1 for none). Skipping a ``setup()`` with
+    nothing to do lets a role without the CREATE privilege (see ``deploy/roles.sql``) use
+    the checkpointer: its first statement, ``CREATE TABLE IF NOT EXISTS``, needs that
+    privilege even when the table exists.
+    """
+    return version < len(migrations) - 1
+
+
+def _saver_version(conn: Any) -> int:
+    """The saver's last applied migration on a dict-row connection (-1 for none)."""
+    if not conn.execute(_SAVER_TABLE).fetchone()["present"]:
+        return -1
+    return int(conn.execute(_SAVER_VERSION).fetchone()["v"])
 
 
 @asynccontextmanager
@@ -195,11 +220,17 @@ async def async_saver(
         # makes their migrations run one after the other instead of racing.
         pg: AsyncConnection[Any] = await AsyncConnection.connect(uri, **pg_connection_kwargs())
         async with pg:
-            await pg.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK_KEY,))
-            try:
-                await AsyncPostgresSaver(pg, serde=serde).setup()
-            finally:
-                await pg.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
+            found = await (await pg.execute(_SAVER_TABLE)).fetchone()
+            version = -1
+            if found is not None and found["present"]:
+                row = await (await pg.execute(_SAVER_VERSION)).fetchone()
+                version = int(row["v"]) if row is not None else -1
+            if _saver_behind(version, AsyncPostgresSaver.MIGRATIONS):
+                await pg.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK_KEY,))
+                try:
+                    await AsyncPostgresSaver(pg, serde=serde).setup()
+                finally:
+                    await pg.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         uri, min_size=1, max_size=pool_max, kwargs=pg_connection_kwargs(), open=False
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from checkpoints.db import Domain
 from checkpoints.ledger import Approvals, Ledger
+from graph import events
 from graph.errors import StepNotRun
 from graph.faults import pause_point
 from graph.state import StepResult
@@ -109,6 +111,7 @@ def run_step(
             # Committed before the call, so a crash mid-call leaves a trace to reconcile.
             ledger.start(call.decision_id, call.step_id, spec.name, call.args)
     pause_point(f"step:{call.step_id}:before_call")
+    started = time.monotonic()
 
     retrying = Retrying(
         stop=stop_after_attempt(spec.retries + 1),
@@ -124,15 +127,22 @@ def run_step(
                 outcome = _attempt(call, conn, lock, open_store, attempts, inline_limit)
         error = outcome if isinstance(outcome, str) else None
         if isinstance(outcome, StepResult):
+            events.step_finished(spec.name, outcome.ok, time.monotonic() - started)
             return outcome
     except _Transient as exc:
         error = exc.message
     with lock, conn.transaction(write=True):
         if not writes:
             ledger.start(call.decision_id, call.step_id, spec.name, call.args)
+        row = ledger.get(call.decision_id, call.step_id)
+        if row is not None and row.status != "started":
+            # Another executor reached an outcome meanwhile: it stands, never overwritten.
+            ok = row.status == "succeeded"
+            return _result(call, ok, row.output, row.error, row.attempts, inline_limit)
         ledger.finish(
             call.decision_id, call.step_id, status="failed", attempts=attempts, error=error
         )
+    events.step_finished(spec.name, False, time.monotonic() - started)
     return _result(call, False, None, error, attempts, inline_limit)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from checkpoints.factory import Stores
 from checkpoints.ledger import Ledger
+from graph import events
 from graph.context import ReplayMode
 from graph.engine import StepCall, ledger_output, run_step
 from graph.errors import StepNotRun
@@ -83,6 +84,7 @@ def execute_step(
                     f"safe replay: {step.id} ({step.tool}) never ran; replay with --live to "
                     "apply it after a new approval"
                 )
+                events.run_reached("stopped")
                 return {"status": "stopped", "error": reason}
             if approval is None and not (replay == "safe" and done):
                 raise StepNotRun(step.id, "no approval matches this exact call; not run")

@@ -13,10 +13,12 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite, interrupt
 
+from graph import events
 from graph.compensation import undo_writes
 from graph.context import Context
 from graph.execution import execute_step, ledgered_steps, next_ready
 from graph.faults import pause_point
+from graph.provenance import journal_verdict
 from graph.review import grant, granted_steps, judge_answer, review_request, still_authorised
 from graph.services import Services
 from graph.state import Pins, State
@@ -88,6 +90,7 @@ class Nodes:
             "error": None,
         }
 
+    @events.recorded
     def plan(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Ask the planner for a plan; never runs a tool."""
         pause_point("node:plan")
@@ -106,6 +109,7 @@ class Nodes:
             return {"plan_attempts": attempts, "status": "cannot_plan", "error": outcome.reason}
         return {"plan": outcome, "plan_attempts": attempts, "status": "planning", "error": None}
 
+    @events.recorded
     def verify(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Judge the plan (contracts, then the policy on facts read from the domain).
 
@@ -132,12 +136,15 @@ class Nodes:
                 catalog_version=pins.catalog_version,
                 policy_version=pins.policy_version,
             )
+            journal_verdict(services, state["decision_id"], current, verdict)
             return self._refuse(state, verdict)
         stores = services.stores
         judgement = services.verifier.verify(
             current, stores.domain, stores.lock, state.get("actor")
         )
+        journal_verdict(services, state["decision_id"], current, judgement.verdict, judgement)
         if judgement.verdict.outcome == "deny":
+            events.plan_denied(judgement)
             return self._refuse(state, judgement.verdict)
         return {"verdict": judgement.verdict, "status": "verified"}
 
@@ -154,6 +161,7 @@ class Nodes:
             update["error"] = "; ".join(verdict.reasons)
         return update
 
+    @events.recorded
     def approve(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Ask a human about every step that needs review and has no valid approval.
 
@@ -262,6 +270,7 @@ class Nodes:
             raise RuntimeError("execute reached with no ready step")
         return execute_step(state, step, self.services, _replay(runtime))  # type: ignore[arg-type]
 
+    @events.recorded
     def compensate(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Undo completed write steps in reverse order; report what could not be undone."""
         pause_point("node:compensate")
@@ -278,6 +287,7 @@ class Nodes:
             and entry.spec.effect == "write"
         ]
         report = undo_writes(services, state["decision_id"], writes, stop_at_conflict=False)
+        events.compensated(report)
         updated = {
             sid: results[sid].model_copy(update={"compensated": True}) for sid in report.undone
         }
@@ -299,6 +309,7 @@ class Nodes:
             status, error = "failed", cause  # no write had happened: nothing to undo
         return {"results": updated, "compensation": report.notes, "status": status, "error": error}
 
+    @events.recorded
     def finalize(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Close the run: completed when every step succeeded, failed otherwise."""
         pause_point("node:finalize")

@@ -12,10 +12,12 @@ from typing import Any
 
 from checkpoints.audit import AuditLog
 from checkpoints.ledger import AlreadyDecided, Approvals
+from graph import events
 from graph.services import Services
 from graph.state import Pins
 from guards.errors import DecisionInvalid
 from guards.judgement import Approval, Decision, StepReview, approval_digest
+from guards.limits import MAX_ANSWER_BYTES, MAX_NAME_CHARS, document_problem
 from guards.plan import Plan, Step
 from guards.review import Identity, apply_edits, authorize, parse_answer
 from tools.catalog import Catalog
@@ -195,22 +197,31 @@ def check_answer(
         for a in request["action_requests"]
     ]
     decision_id = request.get("decision_id")
-    decisions, _ = judge_answer(
-        answer,
-        pending,
-        plan,
-        services,
-        actor,
-        identity,
-        decision_id=str(decision_id) if decision_id is not None else None,
-        must_name=not keyed,
-    )
+    try:
+        decisions, _ = judge_answer(
+            answer,
+            pending,
+            plan,
+            services,
+            actor,
+            identity,
+            decision_id=str(decision_id) if decision_id is not None else None,
+            must_name=not keyed,
+        )
+    except DecisionInvalid:
+        events.answer_refused()
+        raise
     return decisions
 
 
 def _journal_entry(
     answer: Any, reviewer: str, roles: Sequence[str], checkpoint_id: str, outcome: str, detail: str
 ) -> dict[str, Any]:
+    too_big = document_problem(answer, "the answer", MAX_ANSWER_BYTES)
+    if too_big is not None:  # kept as what it was, never as the oversized document itself
+        answer = {"not kept": too_big}
+    reviewer = reviewer[:MAX_NAME_CHARS]
+    roles = [r[:MAX_NAME_CHARS] for r in list(roles)[:16]]
     return {
         "checkpoint_id": checkpoint_id,
         "reviewer": reviewer,

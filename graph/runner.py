@@ -22,7 +22,9 @@ from graph.review import decide_answer, pending_request
 from graph.services import Services
 from graph.settings import Settings
 from graph.state import InputState
+from guards.compat import from_agent_inbox
 from guards.plan import Plan
+from guards.review import Identity
 from guards.screening import screen_input
 
 
@@ -72,15 +74,32 @@ class Runner:
         explicit_plan: Any = None,
         thread_id: str | None = None,
         actor: str | None = None,
+        identity: Identity | None = None,
     ) -> dict[str, Any]:
         """Start a run and return its outcome (paused or final).
+
+        Args:
+            request: The request, in words.
+            explicit_plan: A plan document (instead of ``request``).
+            thread_id: The thread to run on (a new one when ``None``).
+            actor: Who asks, as they name themselves (a trusted local caller).
+            identity: Who asks, authenticated: recorded as the actor; an ``actor`` that
+                names someone else is refused.
 
         Raises:
             InputRejected: the input is malformed.
             PlanInvalid: the explicit plan document is malformed.
-            RunError: the thread is waiting for a review, the domain is not seeded, or the
-                database failed mid-run.
+            RunError: the actor is not the authenticated caller, the thread is waiting for a
+                review, the domain is not seeded, or the database failed mid-run.
         """
+        if identity is not None:
+            if actor is not None and actor != identity.id:
+                raise RunError(
+                    f"the actor {actor!r} is not the authenticated caller {identity.id!r}: "
+                    "a run is recorded as asked by whoever holds the token",
+                    thread_id,
+                )
+            actor = identity.id
         payload: InputState = {}
         if request is not None:
             payload["request"] = request
@@ -104,8 +123,17 @@ class Runner:
             self._invoke(payload, thread_id)
             return self.outcome(thread_id)
 
-    def resume(self, thread_id: str, answer: Any) -> dict[str, Any]:
+    def resume(
+        self, thread_id: str, answer: Any, identity: Identity | None = None
+    ) -> dict[str, Any]:
         """Answer a pending review; the answer is validated before the thread is touched.
+
+        Args:
+            thread_id: The thread awaiting a review.
+            answer: The review answer (decisions, and who gives them).
+            identity: The authenticated reviewer: their id and roles are the ones checked
+                and recorded, whatever the answer names. Without it the answer's
+                ``reviewer`` and ``role`` are taken as given (a trusted local caller).
 
         Raises:
             RunError: unknown thread, nothing is awaiting review, the review was already
@@ -137,10 +165,13 @@ class Runner:
                 plan=plan,
                 reviews=verdict.reviews if verdict is not None else (),
                 actor=snapshot.values.get("actor"),
+                identity=identity,
                 still_waiting=lambda: self._waiting_at(thread_id, checkpoint_id),
             )
         except AlreadyDecided as exc:
             raise RunError(str(exc), thread_id) from None
+        if identity is not None:
+            answer = as_given_by(answer, identity)
         try:
             with store_failure(thread_id):
                 self._invoke(Command(resume=answer), thread_id)
@@ -234,3 +265,19 @@ class Runner:
         """
         latest = self._snapshot(thread_id)
         return replays.rollback(self.services, self.graph, latest, thread_id, checkpoint_id)
+
+
+def as_given_by(answer: Any, identity: Identity) -> dict[str, Any]:
+    """Return a validated answer with ``identity`` as its only reviewer, with its roles.
+
+    The approve node judges the answer again from the resume value alone (it has no caller
+    identity outside the server); stamped, the value names the reviewer and roles that were
+    checked, and the thread keeps that record.
+    """
+    given = dict(from_agent_inbox(answer))
+    given.pop("role", None)
+    given["decisions"] = [
+        {key: value for key, value in decision.items() if key != "reviewer"}
+        for decision in given["decisions"]
+    ]
+    return {**given, "reviewer": identity.id, "roles": list(identity.roles)}

@@ -2,7 +2,8 @@
 
 Every variable is documented in ``.env.example``. A bad value (a non-number, a NaN, a
 negative budget, a URI that is not PostgreSQL) is refused at start-up with an error naming
-the variable; nothing falls back silently.
+the variable; nothing falls back silently. Secrets (a token, an inline token table) are
+held as :class:`~pydantic.SecretStr` and never quoted in an error.
 """
 
 from __future__ import annotations
@@ -11,18 +12,23 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from graph.errors import ConfigError
+from graph.identity import clean_token
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+SECRETS = frozenset({"auth_tokens", "PLANBOUND_AUTH_TOKENS", "token", "PLANBOUND_TOKEN"})
+"""Settings whose value is never shown, not even in an error (by field or variable name)."""
 
 
 class Settings(BaseSettings):
     """planbound's operator settings (environment only)."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # Variables are read by their documented names only: a field's own name (``HOME``,
+    # ``TOKEN``) is never taken from the environment.
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     home: Path = Field(
         default=Path(".planbound"),
@@ -73,7 +79,32 @@ class Settings(BaseSettings):
         description="How long a server answer holds its review before another may take it.",
     )
 
-    @field_validator("database_uri", "opa_url", "templates", "policy_dir", mode="before")
+    auth_file: Path | None = Field(
+        default=None,
+        validation_alias="PLANBOUND_AUTH_FILE",
+        description="The token table (YAML or JSON): who may do what, on the server and the CLI.",
+    )
+    auth_tokens: SecretStr | None = Field(
+        default=None,
+        validation_alias="PLANBOUND_AUTH_TOKENS",
+        description="The token table as inline JSON (ignored when ``auth_file`` is set).",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        validation_alias="PLANBOUND_TOKEN",
+        description="The CLI caller's token, looked up in the token table.",
+    )
+
+    @field_validator(
+        "database_uri",
+        "opa_url",
+        "templates",
+        "policy_dir",
+        "auth_file",
+        "auth_tokens",
+        "token",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -84,6 +115,11 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(POSTGRES_SCHEMES):
             raise ValueError("must be a postgresql:// URI")
         return value
+
+    @field_validator("token")
+    @classmethod
+    def _one_word(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else SecretStr(clean_token(value.get_secret_value()))
 
     @field_validator("approval_threshold")
     @classmethod
@@ -111,21 +147,30 @@ class Settings(BaseSettings):
         server = self.server_database_uri
         return server if server and server.startswith(POSTGRES_SCHEMES) else None
 
+    @property
+    def has_token_table(self) -> bool:
+        """Whether a token table is configured: callers are then identified by their token."""
+        return self.auth_file is not None or self.auth_tokens is not None
+
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
         """Read the environment (``overrides`` win, by field name).
+
+        Args:
+            **overrides: Values by field name (``home=...``), used instead of the variable.
 
         Raises:
             ConfigError: naming each variable that is malformed.
         """
         try:
-            return cls(**overrides)
+            return cls(**{_variable(name): value for name, value in overrides.items()})
         except ValidationError as exc:
             problems = []
             for err in exc.errors():
                 field = str(err["loc"][0]) if err["loc"] else "settings"
                 name = _variable(field)
-                problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+                got = "hidden" if field in SECRETS else repr(err.get("input"))
+                problems.append(f"{name}: {err['msg']} (got {got})")
             raise ConfigError("bad setting: " + "; ".join(problems)) from None
 
 

@@ -300,13 +300,34 @@ def test_health_ready_and_metrics_routes_answer(server: Server) -> None:
     ready = httpx.get(f"{server.url}/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"checkpoints": "ok (postgres)", "domain": "ok"}
-    pending = run(pending_threads(server))
     metrics = httpx.get(f"{server.url}/metrics")
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
-    assert 'planbound_source_up{source="checkpoints"} 1.0' in metrics.text
-    # The gauge counts exactly the threads a reviewer is asked to answer.
-    assert _parse_metrics(metrics.text)["planbound_approvals_pending"] == len(pending)
+    # The server's own /metrics shows planbound's counters from the process registry.
+    for name, kind in (
+        ("planbound_runs_total", "counter"),
+        ("planbound_reviews_total", "counter"),
+        ("planbound_step_duration_seconds", "histogram"),
+        ("planbound_compensations_total", "counter"),
+        ("planbound_policy_denials_total", "counter"),
+    ):
+        assert re.search(rf"^# TYPE {name} {kind}$", metrics.text, re.M)
+    assert 'planbound_runs_total{status="completed"}' in metrics.text
+
+
+def test_a_token_in_the_query_string_is_refused_and_never_logged(server: Server) -> None:
+    secret = secrets.token_urlsafe(16)
+    start = server.log_size()
+    for param in ("token", "api_key"):
+        url = f"{server.url}/threads/search?limit=1&{param}={secret}"
+        assert httpx.post(url, json={"limit": 1}).status_code == 401
+    # The access lines are written once the response is sent; wait for both.
+    deadline = time.monotonic() + 10
+    while server.log_since(start).count("[REDACTED]") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    logged = server.log_since(start)
+    assert "api_key=[REDACTED]" in logged and "token=[REDACTED]" in logged, logged
+    assert secret not in server.log.read_text(errors="replace")
 
 
 def test_no_token_unknown_token_and_studio_header_get_401(server: Server) -> None:
@@ -354,9 +375,9 @@ def test_requester_runs_stop_for_review_in_the_hitl_schema(server: Server) -> No
 
     run(go())
     after = _metrics(server.url)
-    assert _delta(after, before, "planbound_approvals_pending") == 3
-    assert _delta(after, before, "planbound_approval_steps_pending") == 3
-    assert _delta(after, before, 'planbound_runs{status="awaiting_approval"}') == 3
+    # Each run paused once for review; nothing ended.
+    assert _delta(after, before, 'planbound_runs_total{status="awaiting_approval"}') == 3
+    assert _delta(after, before, 'planbound_runs_total{status="completed"}') == 0
 
 
 # Owned by the test below: alice's order, then bob's.
@@ -676,13 +697,14 @@ def test_metrics_reflect_the_runs(server: Server) -> None:
 
     run(go())
     metrics = _metrics(server.url)
-    assert _delta(metrics, before, 'planbound_runs{status="completed"}') == 2
-    assert _delta(metrics, before, 'planbound_runs{status="rejected"}') == 1
-    assert _delta(metrics, before, 'planbound_runs{status="awaiting_approval"}') == 0
-    assert _delta(metrics, before, "planbound_approvals_pending") == 0
+    assert _delta(metrics, before, 'planbound_runs_total{status="awaiting_approval"}') == 3
+    assert _delta(metrics, before, 'planbound_runs_total{status="completed"}') == 2
+    assert _delta(metrics, before, 'planbound_runs_total{status="rejected"}') == 1
+    assert _delta(metrics, before, 'planbound_reviews_total{decision="approve"}') == 2
+    assert _delta(metrics, before, 'planbound_reviews_total{decision="reject"}') == 1
+    assert _delta(metrics, before, 'planbound_reviews_total{decision="refused"}') == 0
     key = 'planbound_step_duration_seconds_count{status="succeeded",tool="cancel_pending_order"}'
     assert _delta(metrics, before, key) == 2
-    assert metrics['planbound_source_up{source="domain"}'] == 1
     text = httpx.get(f"{server.url}/metrics").text
     assert re.search(r"^# TYPE planbound_step_duration_seconds histogram$", text, re.M)
 
@@ -697,16 +719,17 @@ def test_readyz_is_503_naming_what_does_not_answer(
 
     # The settings are read once per process: each case gets an app on its own services.
     monkeypatch.delenv("DATABASE_URI", raising=False)
-    # PostgreSQL configured but down: both checks say so.
+    # PostgreSQL configured but down: both checks say so, and nothing about the connection.
     closed = f"postgresql://postgres@127.0.0.1:{_free_port()}/x"
     monkeypatch.setenv("PLANBOUND_DATABASE_URI", closed)
     monkeypatch.setenv("PLANBOUND_HOME", str(tmp_path / "down"))
     response = TestClient(create_app(Services())).get("/readyz")
     assert response.status_code == 503
     body = response.json()
-    assert body["ok"] is False
-    assert "OperationalError" in body["checks"]["checkpoints"]
-    assert "cannot connect to PostgreSQL" in body["checks"]["domain"]
+    assert body == {
+        "ok": False,
+        "checks": {"checkpoints": "database unavailable", "domain": "database unavailable"},
+    }
     # SQLite files, never seeded: the checkpoints answer, the domain is named as the problem.
     monkeypatch.delenv("PLANBOUND_DATABASE_URI")
     monkeypatch.setenv("PLANBOUND_HOME", str(tmp_path / "empty"))
@@ -718,7 +741,7 @@ def test_readyz_is_503_naming_what_does_not_answer(
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert checks["checkpoints"] == "ok (sqlite)"
-    assert "not seeded" in checks["domain"]
+    assert checks["domain"] == "not seeded; run `planbound seed`"
 
 
 def test_token_table_formats_and_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -945,5 +968,25 @@ def test_run_context_and_forks_are_the_servers_not_the_callers(server: Server) -
         await alice.runs.wait(thread, ASSISTANT, input=request, durability="exit")
         history = await alice.threads.get_history(thread, limit=50)
         assert len(history) >= 5, [h["next"] for h in history]
+
+    run(go())
+
+
+def test_run_input_is_screened_before_a_run_exists(server: Server) -> None:
+    async def go() -> None:
+        alice = server.client("alice")
+        thread = (await alice.threads.create())["thread_id"]
+        deep: Any = "x"
+        for _ in range(100):
+            deep = [deep]
+        for bad in (
+            {"request": "x" * 5000},
+            {"explicit_plan": deep},
+            {"request": "hello", "approvals": [{"step_id": "s1", "digest": "x"}]},
+            {},
+        ):
+            code, body = await _refused(alice.runs.wait(thread, ASSISTANT, input=bad))
+            assert code == 422, (list(bad), code, body)
+        assert await alice.runs.list(thread) == []
 
     run(go())

@@ -2,16 +2,16 @@
 
 The command tree is assembled here; each command lives in the module of its concern:
 :mod:`~graph.cli.runs` (runs and threads), :mod:`~graph.cli.data` (domain data and
-databases), :mod:`~graph.cli.demo`, :mod:`~graph.cli.policy`. :mod:`~graph.cli.common`
-holds what they share, :mod:`~graph.cli.answers` turns ``approve`` options into a review
-answer and :mod:`~graph.cli.render` prints outcomes and reports.
+databases), :mod:`~graph.cli.demo`, :mod:`~graph.cli.policy`, :mod:`~graph.cli.audit`.
+:mod:`~graph.cli.common` holds what they share, :mod:`~graph.cli.answers` turns ``approve``
+options into a review answer and :mod:`~graph.cli.render` prints outcomes and reports.
 """
 
 from __future__ import annotations
 
 import sys
 
-from graph.cli import data, demo, policy, runs
+from graph.cli import audit, data, demo, policy, runs
 from graph.cli.common import app, db_app, policy_app, print_error
 from graph.errors import USER_ERRORS
 
@@ -26,6 +26,7 @@ app.command("status")(runs.status_cmd)
 app.command("history")(runs.history_cmd)
 app.command("replay")(runs.replay_cmd)
 app.command("rollback")(runs.rollback_cmd)
+app.command("audit")(audit.audit_cmd)
 app.command("demo")(demo.demo_cmd)
 
 app.add_typer(db_app, name="db")

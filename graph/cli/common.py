@@ -3,6 +3,11 @@
 Errors a user can fix (bad input, a refused plan, an unusable store) end the command with
 exit code 2 and one message: on standard error, or as the ``error`` of the one JSON object
 printed with ``--json``.
+
+Who runs a command: with a token table configured (``PLANBOUND_AUTH_FILE`` or
+``PLANBOUND_AUTH_TOKENS``) the caller is the holder of ``PLANBOUND_TOKEN`` (or of the token
+in ``--token-file``), with that entry's roles, as on the server; without one, the CLI is a
+trusted local operator and takes the reviewer and role it is given (:func:`caller`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,16 @@ from rich.markup import escape
 
 from checkpoints.factory import Stores
 from graph.errors import USER_ERRORS
+from graph.identity import (
+    FILE_ENV,
+    INLINE_ENV,
+    REVIEW_ROLES,
+    Identity,
+    TokenRefused,
+    clean_token,
+    find,
+    read_table,
+)
 from graph.runner import Runner
 from graph.services import Services
 from graph.settings import Settings
@@ -44,6 +59,18 @@ HomeOpt = Annotated[
     Path | None,
     typer.Option("--home", help="Data directory (default $PLANBOUND_HOME or ./.planbound)."),
 ]
+
+TokenFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        help="File holding your token (default $PLANBOUND_TOKEN); used with a token table.",
+    ),
+]
+
+TOKEN_ENV = "PLANBOUND_TOKEN"
+LOCAL_MODE = f"local mode: reviewer and role are taken as given; configure {FILE_ENV} to check them"
+"""Said once on standard error by a command that answers reviews without a token table."""
 
 
 class UsageError(Exception):
@@ -116,3 +143,76 @@ def home_stores(home: Path | None) -> Stores:
 def home_runner(home: Path | None) -> Runner:
     """Build a runner on the services of a data directory."""
     return Runner(services=home_services(home))
+
+
+def caller(settings: Settings, token_file: Path | None) -> Identity | None:
+    """Return who runs the command, or ``None`` for a trusted local operator.
+
+    With a token table configured the caller must hold a token in it: the one in
+    ``token_file``, else ``PLANBOUND_TOKEN``. Without a table, no token may be given: it
+    could not be checked.
+
+    Raises:
+        TokenRefused: no token, an unknown one, or a token given with no table to check it.
+        AuthConfigError: the table is unreadable or malformed.
+    """
+    given = settings.token.get_secret_value() if settings.token is not None else None
+    if token_file is not None:
+        given = _read_token(token_file)
+    if not settings.has_token_table:
+        if given is not None:
+            source = "--token-file" if token_file is not None else TOKEN_ENV
+            raise TokenRefused(
+                f"{source} gives a token but no token table is configured to check it: "
+                f"set {FILE_ENV} (or {INLINE_ENV}), or drop the token"
+            )
+        return None
+    if given is None:
+        raise TokenRefused(
+            f"a token table is configured ({FILE_ENV} or {INLINE_ENV}): "
+            f"set {TOKEN_ENV} or give --token-file PATH"
+        )
+    inline = settings.auth_tokens.get_secret_value() if settings.auth_tokens else None
+    holder = find(read_table(settings.auth_file, inline), given)
+    if holder is None:
+        raise TokenRefused(
+            f"unknown token: it is not in the token table ({FILE_ENV} or {INLINE_ENV})"
+        )
+    return holder
+
+
+def reviewing_caller(settings: Settings, token_file: Path | None) -> Identity | None:
+    """Return who answers a review (see :func:`caller`); in local mode, say it once.
+
+    Raises:
+        TokenRefused: as :func:`caller`, or the token's holder has no reviewing role.
+    """
+    holder = caller(settings, token_file)
+    if holder is None:
+        say_local_mode()
+    elif not REVIEW_ROLES & set(holder.roles):
+        raise TokenRefused(
+            f"{holder.identity} may not answer a review: it needs the "
+            f"{', '.join(sorted(REVIEW_ROLES))} role (the token carries "
+            f"{', '.join(holder.roles)})"
+        )
+    return holder
+
+
+def say_local_mode() -> None:
+    """Say on standard error that reviewers and roles are taken as given (no token table)."""
+    err.print(escape(LOCAL_MODE), highlight=False, soft_wrap=True)
+
+
+def _read_token(path: Path) -> str:
+    """Read a token from a file (never from the command line, where ``ps`` shows it)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TokenRefused(f"--token-file {path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise TokenRefused(f"--token-file {path}: not a text file") from None
+    try:
+        return clean_token(text)
+    except TokenRefused as exc:
+        raise TokenRefused(f"--token-file {path}: {exc}") from None

@@ -8,7 +8,16 @@ from rich.markup import escape
 
 from checkpoints.factory import Stores
 from graph.cli import render
-from graph.cli.common import HomeOpt, JsonOpt, emit, guarded, home_services, out
+from graph.cli.common import (
+    HomeOpt,
+    JsonOpt,
+    emit,
+    fail,
+    guarded,
+    home_services,
+    out,
+    say_local_mode,
+)
 from graph.runner import Runner
 from tools.retail import RetailDB, load_shipped
 
@@ -26,6 +35,13 @@ def demo_cmd(
 ) -> None:
     """Seed the shipped data, plan a cancellation, approve it and show the change."""
     services = guarded(as_json, lambda: home_services(home))
+    if services.settings.has_token_table:
+        fail(
+            "the demo approves its own review as a local operator; it does not run with a "
+            "token table configured (PLANBOUND_AUTH_FILE or PLANBOUND_AUTH_TOKENS)",
+            as_json,
+        )
+    say_local_mode()
     services.seed(load_shipped())
     stores = services.stores
     runner = Runner(services=services)

@@ -10,8 +10,19 @@ import typer
 
 from graph.cli import render
 from graph.cli.answers import ApproveFlags, PendingReview, review_answer
-from graph.cli.common import HomeOpt, JsonOpt, UsageError, emit, guarded, home_runner
+from graph.cli.common import (
+    HomeOpt,
+    JsonOpt,
+    TokenFileOpt,
+    UsageError,
+    caller,
+    emit,
+    guarded,
+    home_runner,
+    reviewing_caller,
+)
 from graph.errors import RunError
+from guards.review import Identity
 
 
 def show(outcome: dict[str, Any], as_json: bool) -> None:
@@ -28,7 +39,10 @@ def run_cmd(
         Path | None, typer.Option("--plan", help="A plan as JSON (steps or τ² actions).")
     ] = None,
     thread: Annotated[str | None, typer.Option("--thread", help="Thread id to use.")] = None,
-    actor: Annotated[str | None, typer.Option("--actor", help="Who is asking.")] = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="Who is asking (with a token: its holder).")
+    ] = None,
+    token_file: TokenFileOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -45,14 +59,21 @@ def run_cmd(
                 document = json.loads(plan_file.read_text())
             except json.JSONDecodeError as exc:
                 raise UsageError(f"--plan {plan_file}: not JSON ({exc})") from exc
-        return home_runner(home).start(
-            request=request, explicit_plan=document, thread_id=thread, actor=actor
+        runner = home_runner(home)
+        holder = caller(runner.services.settings, token_file)
+        return runner.start(
+            request=request,
+            explicit_plan=document,
+            thread_id=thread,
+            actor=actor,
+            identity=holder.reviewer() if holder is not None else None,
         )
 
     show(guarded(as_json, go, thread_id=thread), as_json)
 
 
 def approve_cmd(
+    ctx: typer.Context,
     thread: Annotated[str, typer.Argument(help="Thread awaiting approval.")],
     reviewer: Annotated[str, typer.Option("--reviewer", help="Your name (recorded).")] = "",
     role: Annotated[
@@ -74,16 +95,31 @@ def approve_cmd(
         str | None,
         typer.Option("--payload", help="A raw human-in-the-loop answer as JSON (advanced)."),
     ] = None,
+    token_file: TokenFileOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a pending review: approve, edit, reject or respond.
 
     The answer names the review shown as pending (its decision and plan), so an answer to a
-    review that changed meanwhile is refused.
+    review that changed meanwhile is refused. With a token table configured the reviewer
+    and roles are the token's.
     """
+    runner = guarded(as_json, lambda: home_runner(home), thread_id=thread)
+
+    def who() -> Identity | None:
+        holder = reviewing_caller(runner.services.settings, token_file)
+        named = [f"--{n}" for n in ("reviewer", "role") if _given(ctx, n)]
+        if holder is not None and named:
+            raise UsageError(
+                f"{' and '.join(named)} cannot be given with a token: the reviewer and "
+                f"roles are the token's ({holder.identity})"
+            )
+        return holder.reviewer() if holder is not None else None
+
+    identity = guarded(as_json, who, thread_id=thread)
     flags = ApproveFlags(
-        reviewer=reviewer,
+        reviewer=identity.id if identity is not None else reviewer,
         role=role,
         all_steps=all_steps,
         step=step,
@@ -93,7 +129,6 @@ def approve_cmd(
         respond=respond,
         payload=payload,
     )
-    runner = guarded(as_json, lambda: home_runner(home), thread_id=thread)
 
     def pending() -> PendingReview:
         review = PendingReview.of(runner.outcome(thread))
@@ -102,7 +137,14 @@ def approve_cmd(
         return review
 
     body = guarded(as_json, lambda: review_answer(flags, pending), thread_id=thread)
-    show(guarded(as_json, lambda: runner.resume(thread, body), thread_id=thread), as_json)
+    outcome = guarded(as_json, lambda: runner.resume(thread, body, identity), thread_id=thread)
+    show(outcome, as_json)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was set by the caller (not left at its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
 
 
 def resume_cmd(

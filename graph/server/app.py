@@ -2,49 +2,59 @@
 
 - ``GET /healthz``: the process is up (always 200).
 - ``GET /readyz``: the checkpoint database and the domain database (the one runs use,
-  SQLite or PostgreSQL) answer and the domain is seeded (200), else 503 with the failing
-  check named.
-- ``GET /metrics``: Prometheus text. The LangGraph server answers this path itself from the
-  process-wide registry; planbound registers its collector there at startup and refreshes
-  it before each scrape, so the answer holds both the server's and planbound's metrics. The
-  route below serves the same registry when this app runs on its own.
+  SQLite or PostgreSQL) answer and the domain is seeded (200), else 503 naming the failing
+  check (``checkpoints``, ``domain``) as ``database unavailable`` or ``not seeded``. The
+  driver's message, which can name the host, port, user and database, goes to the server
+  log only.
+- ``GET /metrics``: Prometheus text (:mod:`graph.server.metrics`). The LangGraph server
+  answers this path itself from the process-wide registry, where :mod:`graph.events` counts;
+  the route here serves the same registry when this app runs on its own.
 
 These routes are not behind the API's authentication (``enable_custom_route_auth`` is off):
-they are meant for load balancers and Prometheus on the private network.
+they are meant for load balancers and Prometheus on the private network, and the gateway
+refuses ``/metrics`` from outside (``deploy/nginx.conf``). While the app runs, credentials
+sent in a URL are redacted from the server's logs (:mod:`graph.server.logs`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from checkpoints.factory import StorageError
 from checkpoints.server import CONNECT_TIMEOUT, ping_checkpoints
 from graph.graph import SERVICES
-from graph.server.metrics import PlanboundMetrics, RefreshOnScrape
+from graph.server import logs
+from graph.server.metrics import PATH, metrics
 from graph.services import Services
 
-METRICS = PlanboundMetrics()
-"""The process's planbound collector (registered by the app's lifespan)."""
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = "database unavailable"
+"""What ``/readyz`` says of a check whose database does not answer (details in the log)."""
+
+
+class NotSeeded(StorageError):
+    """The domain database answers but holds no data."""
 
 
 def ping_domain(services: Services) -> None:
     """Check that the domain database the runs use answers and is seeded (blocking).
 
     Raises:
-        StorageError: the database cannot be opened, or it is not seeded.
+        NotSeeded: the database answers but is not seeded.
+        StorageError: the database cannot be opened.
         Exception: whatever the driver raised on the query.
     """
     if not services.is_seeded():
-        raise StorageError(
+        raise NotSeeded(
             f"the {services.stores.backend} domain database is not seeded; run `planbound seed`"
         )
 
@@ -55,41 +65,38 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: both databases answer; 503 naming what does not."""
+    """Readiness: both databases answer; 503 naming what does not, and nothing more."""
     services: Services = request.app.state.services
     checks: dict[str, str] = {}
-    ok = True
     try:
         settings = services.settings
         ping = ping_checkpoints(settings.home, settings.postgres_uri)
         kind = await asyncio.wait_for(ping, timeout=CONNECT_TIMEOUT * 2)
         checks["checkpoints"] = f"ok ({kind})"
-    except Exception as exc:  # any failure means not ready; the reason is reported
-        ok = False
-        checks["checkpoints"] = f"{type(exc).__name__}: {exc}"
+    except Exception:  # any failure means not ready; the details go to the log only
+        log.warning("readiness: the checkpoint database does not answer", exc_info=True)
+        checks["checkpoints"] = UNAVAILABLE
     try:
         check = asyncio.to_thread(ping_domain, services)
         await asyncio.wait_for(check, timeout=CONNECT_TIMEOUT * 2)
         checks["domain"] = "ok"
-    except Exception as exc:  # any failure means not ready; the reason is reported
-        ok = False
-        checks["domain"] = f"{type(exc).__name__}: {exc}"
+    except NotSeeded:
+        checks["domain"] = "not seeded; run `planbound seed`"
+    except Exception:  # any failure means not ready; the details go to the log only
+        log.warning("readiness: the domain database does not answer", exc_info=True)
+        checks["domain"] = UNAVAILABLE
+    ok = all(v.startswith("ok") for v in checks.values())
     return JSONResponse({"ok": ok, "checks": checks}, status_code=200 if ok else 503)
-
-
-async def metrics(request: Request) -> Response:
-    """Prometheus exposition of the process-wide registry."""
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Register planbound's collector for the life of the server."""
-    REGISTRY.register(METRICS)
+    """Keep credentials sent in a URL out of the logs for the life of the server."""
+    logs.install()
     try:
         yield
     finally:
-        REGISTRY.unregister(METRICS)
+        logs.uninstall()
 
 
 def create_app(services: Services) -> Starlette:
@@ -98,9 +105,8 @@ def create_app(services: Services) -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
+            Route(PATH, metrics, methods=["GET"]),
         ],
-        middleware=[Middleware(RefreshOnScrape, metrics=METRICS)],
         lifespan=lifespan,
     )
     routes.state.services = services

@@ -27,7 +27,9 @@ from langgraph_sdk import Auth
 
 from graph.server.review import ResumeRefused, check_resume, stamp_reviewer
 from graph.server.tokens import REVIEW_ROLES, ROLE_PREFIX, AuthConfigError, TokenTable
+from guards.errors import InputRejected
 from guards.review import Identity
+from guards.screening import screen_input
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +184,9 @@ async def delete_thread(
     return None if _admin(ctx) else _own(ctx)
 
 
+INPUT_KEYS = frozenset({"request", "explicit_plan", "actor"})
+"""What a run's input may hold (``actor`` is overwritten with the caller's identity)."""
+
 RUN_CONTROLS = ("checkpoint_id", "checkpoint_ns", "checkpoint", "checkpoint_map")
 """Configurable keys that would fork a run from another checkpoint (admins only)."""
 
@@ -247,6 +252,16 @@ async def create_run(
         run_input = kwargs.get("input")
         if isinstance(run_input, dict):
             run_input["actor"] = ctx.user.identity
+            unknown = sorted(set(run_input) - INPUT_KEYS)
+            if unknown:
+                raise Auth.exceptions.HTTPException(
+                    status_code=422,
+                    detail=f"unknown input keys {unknown}: send 'request' or 'explicit_plan'",
+                )
+            try:
+                screen_input(run_input)  # size, depth and shape, before a run exists
+            except InputRejected as exc:
+                raise Auth.exceptions.HTTPException(status_code=422, detail=str(exc)) from exc
         return None if _admin(ctx) else _own(ctx)
     if not _reviewer(ctx):
         raise Auth.exceptions.HTTPException(
