@@ -33,7 +33,7 @@ ENDED: tuple[str, ...] = (*FINAL, "stopped")
 PAUSED = "awaiting_approval"
 """The status of a run paused for a reviewer's answer."""
 
-DECISIONS: tuple[str, ...] = ("approve", "edit", "reject", "refused")
+DECISIONS: tuple[str, ...] = ("approve", "edit", "reject", "respond", "refused")
 """Review outcomes counted: a reviewer's decision per step, or a refused answer."""
 
 COMPENSATION_OUTCOMES: tuple[str, ...] = ("undone", "conflict", "irreversible")
@@ -52,8 +52,8 @@ RUNS = Counter(
 )
 REVIEWS = Counter(
     "planbound_reviews",
-    "Review answers: each step's decision (approve, edit, reject) once applied, and answers"
-    " refused before they changed anything (refused).",
+    "Review answers: each step's decision (approve, edit, reject, respond) once applied, and"
+    " answers refused before they changed anything (refused).",
     ["decision"],
 )
 STEP_SECONDS = Histogram(
@@ -91,7 +91,7 @@ def run_reached(status: str) -> None:
 
 
 def reviewed(decisions: Iterable[Any]) -> None:
-    """Count applied reviewer decisions (objects with a ``type``: approve, edit, reject)."""
+    """Count applied reviewer decisions (objects with a ``type``: approve, edit, reject ...)."""
     for decision in decisions:
         REVIEWS.labels(decision=str(decision.type)).inc()
 

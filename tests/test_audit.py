@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from answering import naming
 from typer.testing import CliRunner
 
 from checkpoints.audit import AuditLog
@@ -70,7 +71,7 @@ def entries(stores: Stores, decision_id: str) -> list[Any]:
 
 def completed(runner: Runner) -> dict[str, Any]:
     first = runner.start(explicit_plan=CANCEL)
-    done = runner.resume(first["thread_id"], {**APPROVE, "reviewer": "ann"})
+    done = runner.resume(first["thread_id"], naming(first, {**APPROVE, "reviewer": "ann"}))
     assert done["status"] == "completed", done
     return done
 
@@ -83,21 +84,23 @@ def test_the_story_of_a_decision_with_a_refused_a_losing_and_an_accepted_answer(
     first = runner.start(explicit_plan=CANCEL)
     thread, decision = first["thread_id"], first["decision_id"]
     with pytest.raises(DecisionInvalid, match="may not approve step s3"):
-        runner.resume(thread, {**APPROVE, "reviewer": "ann", "role": "intern"})
+        runner.resume(thread, naming(first, {**APPROVE, "reviewer": "ann", "role": "intern"}))
 
     # Ann's answer wins and she is slow to apply it; Bob answers the same review meanwhile.
     monkeypatch.setenv("PLANBOUND_PAUSE_AT", "node:approve")
     monkeypatch.setenv("PLANBOUND_PAUSE_S", "1")
     ends: dict[str, Any] = {}
     winner = threading.Thread(
-        target=lambda: ends.update(ann=runner.resume(thread, {**APPROVE, "reviewer": "ann"}))
+        target=lambda: ends.update(
+            ann=runner.resume(thread, naming(first, {**APPROVE, "reviewer": "ann"}))
+        )
     )
     winner.start()
     deadline = time.monotonic() + 10
     while len(entries(stores, decision)) < 3 and time.monotonic() < deadline:
         time.sleep(0.02)  # refused answer, verdict, then ann's accepted answer
     with pytest.raises(RunError, match=f"review of thread {thread} was already decided by ann"):
-        runner.resume(thread, {**APPROVE, "reviewer": "bob", "role": "supervisor"})
+        runner.resume(thread, naming(first, {**APPROVE, "reviewer": "bob", "role": "supervisor"}))
     winner.join()
     monkeypatch.delenv("PLANBOUND_PAUSE_AT")
     assert ends["ann"]["status"] == "completed", ends

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import pytest
 import yaml
+from answering import naming
 from typer.testing import CliRunner
 
 from checkpoints.audit import AuditLog
@@ -185,7 +186,9 @@ def test_a_reviewer_token_cannot_approve_a_high_value_order_a_supervisor_token_c
     assert claimed.code == 2, claimed
     assert "--role cannot be given with a token" in claimed.out["error"]
     # Nor does a raw answer naming another reviewer and role: both are the token's.
+    shown = cli(home, "status", thread, env=as_(table, "rita")).out
     payload = {"decisions": [{"type": "approve"}], "reviewer": "sam", "role": "supervisor"}
+    payload = naming(shown, payload)
     raw = cli(home, "approve", thread, "--payload", json.dumps(payload), env=as_(table, "rita"))
     assert raw.code == 2 and "rita may not approve step w" in raw.out["error"], raw
     assert thread_state(home, thread) == before

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from answering import answer_for
 from conftest import PG_ADMIN
 from psycopg import errors
 
@@ -67,7 +68,7 @@ def test_the_app_role_runs_a_decision_and_cannot_rewrite_its_record(
         first = runner.start(explicit_plan=CANCEL)
         assert first["status"] == "awaiting_approval", first
         thread, decision = first["thread_id"], first["decision_id"]
-        answer = {"decisions": [{"type": "approve"}], "reviewer": "ann", "role": "reviewer"}
+        answer = answer_for(first, {"type": "approve"}, reviewer="ann", role="reviewer")
         done = runner.resume(thread, answer)
         assert done["status"] == "completed", done
         # An undo (succeeded -> compensated) and pruning (deleting checkpoints) work too.

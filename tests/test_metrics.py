@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import structlog
+from answering import answer_for
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 from prometheus_client import REGISTRY
@@ -107,7 +108,7 @@ def test_an_approved_run_counts_its_pause_review_end_and_steps(runner: Runner) -
     assert first["status"] == "awaiting_approval"
     paused = counts.delta()
     assert _only_runs_and_reviews(paused) == {'planbound_runs_total{status="awaiting_approval"}': 1}
-    done = runner.resume(first["thread_id"], {"decisions": [{"type": "approve"}], "reviewer": "a"})
+    done = runner.resume(first["thread_id"], answer_for(first, {"type": "approve"}, reviewer="a"))
     assert done["status"] == "completed"
     delta = counts.delta()
     assert _only_runs_and_reviews(delta) == {
@@ -125,7 +126,7 @@ def test_an_approved_run_counts_its_pause_review_end_and_steps(runner: Runner) -
 def test_a_rejected_run_counts_the_rejection_and_runs_no_write(runner: Runner) -> None:
     counts = Counts()
     first = runner.start(explicit_plan=cancel_actions())
-    out = runner.resume(first["thread_id"], {"decisions": [{"type": "reject"}], "reviewer": "a"})
+    out = runner.resume(first["thread_id"], answer_for(first, {"type": "reject"}, reviewer="a"))
     assert out["status"] == "rejected"
     delta = counts.delta()
     assert _only_runs_and_reviews(delta) == {
@@ -142,7 +143,7 @@ def test_refused_answers_are_counted_once_each(runner: Runner) -> None:
     counts = Counts()
     # Checked before the thread is touched (as the server does): refused, nothing runs.
     with pytest.raises(DecisionInvalid):
-        runner.resume(thread, {"decisions": [{"type": "approve"}]})
+        runner.resume(thread, answer_for(first, {"type": "approve"}))
     assert counts.delta() == {'planbound_reviews_total{decision="refused"}': 1}
     # Sent straight to the graph, twice: the node asks again each time.
     config: RunnableConfig = {"configurable": {"thread_id": thread}}
@@ -154,7 +155,7 @@ def test_refused_answers_are_counted_once_each(runner: Runner) -> None:
         'planbound_runs_total{status="awaiting_approval"}': 2,
     }
     # The accepted answer replays the refused ones inside the node: they are not recounted.
-    done = runner.resume(thread, {"decisions": [{"type": "approve"}], "reviewer": "a"})
+    done = runner.resume(thread, answer_for(first, {"type": "approve"}, reviewer="a"))
     assert done["status"] == "completed"
     assert _only_runs_and_reviews(counts.delta()) == {
         'planbound_reviews_total{decision="refused"}': 3,
@@ -205,7 +206,7 @@ def test_a_failed_write_counts_its_step_failure_and_each_undo(runner: Runner) ->
     ]
     first = runner.start(explicit_plan={"goal": "change the payment twice", "steps": steps})
     counts = Counts()
-    approve_all = {"decisions": [{"type": "approve"}] * 2, "reviewer": "a"}
+    approve_all = answer_for(first, *[{"type": "approve"}] * 2, reviewer="a")
     out = runner.resume(first["thread_id"], approve_all)
     assert out["status"] == "rolled_back", out
     delta = counts.delta()
