@@ -34,6 +34,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from starlette.testclient import TestClient
 
+from checkpoints.audit import AuditLog
 from checkpoints.ledger import Approvals, Ledger
 from graph.server.review import stamp_reviewer
 from graph.server.tokens import AuthConfigError, TokenTable, parse_table
@@ -988,5 +989,173 @@ def test_run_input_is_screened_before_a_run_exists(server: Server) -> None:
             code, body = await _refused(alice.runs.wait(thread, ASSISTANT, input=bad))
             assert code == 422, (list(bad), code, body)
         assert await alice.runs.list(thread) == []
+
+    run(go())
+
+
+# -- approvals tried as an attacker would, on the server -----------------------------------------
+
+
+def _domain_state(server: Server, *order_ids: str) -> tuple[dict[str, str], list[Any]]:
+    """Order statuses, and the journal entries of the decisions, as the database holds them."""
+    stores = open_stores(server.home, server.uri)
+    try:
+        db = RetailDB(stores.domain)
+        statuses = {}
+        for oid in order_ids:
+            order = db.get_order(oid)
+            assert order is not None
+            statuses[oid] = str(order["status"])
+        return statuses, []
+    finally:
+        stores.close()
+
+
+def _journal(server: Server, decision_id: str) -> list[Any]:
+    stores = open_stores(server.home, server.uri)
+    try:
+        return AuditLog(stores.domain).entries(decision_id)
+    finally:
+        stores.close()
+
+
+# Owned by the test below: the small order may be edited into the big one (same customer).
+EDITED = Order("harper.johansson4006@example.com", "#W3525030")  # 49.67
+EDITED_BIG = "#W9677982"  # 2,573.85: over the supervisor threshold
+
+
+def test_an_edit_cannot_get_past_the_supervisor_rule_on_the_server(server: Server) -> None:
+    async def go() -> None:
+        thread = await awaiting_review(server, "alice", EDITED)
+        review = _interrupt(await server.client("rita").threads.get(thread))["value"]
+        action = {
+            "name": "cancel_pending_order",
+            "args": {"order_id": EDITED_BIG, "reason": "no longer needed"},
+        }
+        edit = naming(review, {"decisions": [{"type": "edit", "edited_action": action}]})
+        code, body = await _refused(
+            server.client("rita").runs.wait(thread, ASSISTANT, command={"resume": edit})
+        )
+        assert code == 422 and "supervisor" in body, (code, body)
+        assert (await server.client("rita").threads.get(thread))["status"] == "interrupted"
+        statuses, _ = _domain_state(server, EDITED.order_id, EDITED_BIG)
+        assert statuses == {EDITED.order_id: "pending", EDITED_BIG: "pending"}
+        # The supervisor may make that edit: it runs, recorded with their role.
+        out = await answer(server, "sam", thread, edit)
+        assert out["status"] == "completed", out
+        statuses, _ = _domain_state(server, EDITED.order_id, EDITED_BIG)
+        assert statuses == {EDITED.order_id: "pending", EDITED_BIG: "cancelled"}
+        kept = [
+            e.body["outcome"] for e in _journal(server, out["decision_id"]) if e.kind == "answer"
+        ]
+        assert kept == ["refused", "accepted"]
+
+    run(go())
+
+
+# Owned by the test below: rita asks for an address change on her own thread.
+SELF = Order("yusuf.rossi7301@example.com", "#W6247578")
+
+
+def test_an_edit_cannot_get_past_the_no_self_approval_rule_on_the_server(server: Server) -> None:
+    async def go() -> None:
+        rita = server.client("rita")
+        thread = (await rita.threads.create())["thread_id"]
+        address = {
+            "address1": "1 Elm St",
+            "address2": "Apt 2",
+            "city": "Austin",
+            "state": "TX",
+            "country": "USA",
+            "zip": "78701",
+        }
+        move = [
+            {"name": "find_user_id_by_email", "arguments": {"email": SELF.email}},
+            {
+                "name": "modify_pending_order_address",
+                "arguments": {"order_id": SELF.order_id, **address},
+            },
+        ]
+        out = await rita.runs.wait(
+            thread, ASSISTANT, input={"explicit_plan": move}, durability="sync"
+        )
+        assert isinstance(out, dict) and out["status"] == "verified", out
+        review = _interrupt(await rita.threads.get(thread))["value"]
+        action = {
+            "name": "cancel_pending_order",
+            "args": {"order_id": SELF.order_id, "reason": "no longer needed"},
+        }
+        edit = naming(review, {"decisions": [{"type": "edit", "edited_action": action}]})
+        code, body = await _refused(rita.runs.wait(thread, ASSISTANT, command={"resume": edit}))
+        assert code == 422 and "no_self_approval" in body, (code, body)
+        statuses, _ = _domain_state(server, SELF.order_id)
+        assert statuses == {SELF.order_id: "pending"}
+        assert (await rita.threads.get(thread))["status"] == "interrupted"
+
+    run(go())
+
+
+# Owned by the tests below (one cancelled after a race each).
+RACED = Order("omar.kim8981@example.com", "#W8557584")
+CROWDED = Order("olivia.silva3776@example.com", "#W6940125")
+
+
+def test_one_answer_wins_and_a_losing_rejection_is_kept(server: Server) -> None:
+    async def go() -> None:
+        thread = await awaiting_review(server, "alice", RACED)
+        review = _interrupt(await server.client("rita").threads.get(thread))["value"]
+        approve = naming(review, APPROVE)
+        reject = naming(review, {"decisions": [{"type": "reject", "message": "fraud suspected"}]})
+        first = await server.client("rita").runs.create(
+            thread, ASSISTANT, command={"resume": approve}, durability="sync"
+        )
+        code, body = await _refused(
+            server.client("sam").runs.wait(thread, ASSISTANT, command={"resume": reject})
+        )
+        assert code == 409 and "already decided" in body, (code, body)
+        await server.client("rita").runs.join(thread, first["run_id"])
+        values = _values(await server.client("alice").threads.get_state(thread))
+        assert values["status"] == "completed"
+        kept = [
+            (e.body["reviewer"], e.body["outcome"], e.body["answer"]["decisions"][0]["type"])
+            for e in _journal(server, values["decision_id"])
+            if e.kind == "answer"
+        ]
+        assert kept == [("rita", "accepted", "approve"), ("sam", "lost", "reject")]
+
+    run(go())
+
+
+def test_twenty_concurrent_approvals_apply_once(server: Server) -> None:
+    async def go() -> None:
+        thread = await awaiting_review(server, "alice", CROWDED)
+        review = _interrupt(await server.client("rita").threads.get(thread))["value"]
+        approve = naming(review, APPROVE)
+
+        async def one(i: int) -> int:
+            who = "rita" if i % 2 else "sam"
+            try:
+                await server.client(who).runs.create(
+                    thread, ASSISTANT, command={"resume": approve}, durability="sync"
+                )
+            except httpx.HTTPStatusError as exc:
+                return exc.response.status_code
+            return 200
+
+        codes = await asyncio.gather(*(one(i) for i in range(20)))
+        assert sorted(codes) == [200] + [409] * 19, codes
+        for _ in range(100):
+            state = await server.client("alice").threads.get_state(thread)
+            if _values(state).get("status") == "completed":
+                break
+            await asyncio.sleep(0.1)
+        values = _values(state)
+        assert values["status"] == "completed"
+        statuses, _ = _domain_state(server, CROWDED.order_id)
+        assert statuses == {CROWDED.order_id: "cancelled"}
+        outcomes = [
+            e.body["outcome"] for e in _journal(server, values["decision_id"]) if e.kind == "answer"
+        ]
+        assert sorted(outcomes) == ["accepted"] + ["lost"] * 19
 
     run(go())
