@@ -1054,7 +1054,7 @@ def test_an_edit_cannot_get_past_the_supervisor_rule_on_the_server(server: Serve
 
 
 # Owned by the test below: rita asks for an address change on her own thread.
-SELF = Order("yusuf.rossi7301@example.com", "#W6247578")
+SELF = Order("lei.ahmed1696@example.com", "#W9132840")
 
 
 def test_an_edit_cannot_get_past_the_no_self_approval_rule_on_the_server(server: Server) -> None:
@@ -1096,7 +1096,7 @@ def test_an_edit_cannot_get_past_the_no_self_approval_rule_on_the_server(server:
 
 
 # Owned by the tests below (one cancelled after a race each).
-RACED = Order("omar.kim8981@example.com", "#W8557584")
+RACED = Order("raj.lopez2997@example.com", "#W3502364")
 CROWDED = Order("olivia.silva3776@example.com", "#W6940125")
 
 
