@@ -52,8 +52,11 @@ def open_stores(
     domain: DomainPlugin | None = None,
     pool_max: int = 10,
 ) -> Stores:
-    """Open the stores for ``domain`` (default retail): its tables migrated, state types allowed."""
-    plugin = domain or load_domain("tools.retail")
+    """Open the stores for ``domain``: its tables migrated, the state types allowed.
+
+    Without ``domain``, the settings' default domain (retail).
+    """
+    plugin = domain or load_domain(str(Settings.model_fields["domain"].default))
     return factory.open_stores(
         home,
         uri,
