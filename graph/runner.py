@@ -22,6 +22,7 @@ from graph.review import decide_answer, pending_request
 from graph.services import Services
 from graph.settings import Settings
 from graph.state import InputState
+from graph.tracing import Tracer
 from guards.compat import from_agent_inbox
 from guards.plan import Plan
 from guards.review import Identity
@@ -54,13 +55,25 @@ class Runner:
         self.graph = build_graph(services, checkpointer=self.stores.checkpointer)
         self.context = Context()
         """The per-run context of normal runs (replays use their own)."""
+        self.tracer = Tracer.from_settings(services.settings)
+        """Sends each invocation to LangSmith when a key is configured."""
 
     def _config(self, thread_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": thread_id}}
 
-    def _invoke(self, value: Any, thread_id: str) -> None:
-        """Run the graph on a thread with every transition stored before the next begins."""
-        self.graph.invoke(value, self._config(thread_id), context=self.context, durability="sync")
+    def _invoke(self, value: Any, thread_id: str, name: str = "planbound") -> None:
+        """Run the graph on a thread with every transition stored before the next begins.
+
+        The invocation is one trace when tracing is configured (:mod:`graph.tracing`).
+        """
+        inputs = value.resume if isinstance(value, Command) else value
+        with self.tracer.invocation(
+            self.services, name, {"input": inputs}, thread_id
+        ) as invocation:
+            config: RunnableConfig = {**self._config(thread_id), **invocation.config()}
+            self.graph.invoke(value, config, context=self.context, durability="sync")
+            snapshot = self.graph.get_state(self._config(thread_id))
+            invocation.finish(snapshot.values, inspect.outcome(thread_id, snapshot))
 
     def _require_seeded(self) -> None:
         if not self.services.is_seeded():
@@ -120,7 +133,7 @@ class Runner:
                 thread_id,
             )
         with store_failure(thread_id):
-            self._invoke(payload, thread_id)
+            self._invoke(payload, thread_id, "planbound.start")
             return self.outcome(thread_id)
 
     def resume(
@@ -174,7 +187,7 @@ class Runner:
             answer = as_given_by(answer, identity)
         try:
             with store_failure(thread_id):
-                self._invoke(Command(resume=answer), thread_id)
+                self._invoke(Command(resume=answer), thread_id, "planbound.resume")
         except BaseException:
             # Give the claim back if nothing was applied; if the store cannot tell (a lost
             # connection), keep the original error: the claim is taken over later anyway.
@@ -211,7 +224,7 @@ class Runner:
             )
         self._require_seeded()
         with store_failure(thread_id):
-            self._invoke(None, thread_id)
+            self._invoke(None, thread_id, "planbound.proceed")
             return self.outcome(thread_id)
 
     def explain(self, document: Any, actor: str | None = None) -> dict[str, Any]:

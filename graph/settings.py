@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,7 +19,16 @@ from graph.errors import ConfigError
 from graph.identity import clean_token
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-SECRETS = frozenset({"auth_tokens", "PLANBOUND_AUTH_TOKENS", "token", "PLANBOUND_TOKEN"})
+SECRETS = frozenset(
+    {
+        "auth_tokens",
+        "PLANBOUND_AUTH_TOKENS",
+        "token",
+        "PLANBOUND_TOKEN",
+        "langsmith_api_key",
+        "LANGSMITH_API_KEY",
+    }
+)
 """Settings whose value is never shown, not even in an error (by field or variable name)."""
 
 
@@ -95,7 +104,34 @@ class Settings(BaseSettings):
         description="The CLI caller's token, looked up in the token table.",
     )
 
+    langsmith_tracing: bool = Field(
+        default=False,
+        validation_alias="LANGSMITH_TRACING",
+        description="Send traces to LangSmith (needs LANGSMITH_API_KEY too).",
+    )
+    langsmith_api_key: SecretStr | None = Field(
+        default=None, validation_alias="LANGSMITH_API_KEY", description="The LangSmith key."
+    )
+    langsmith_endpoint: str | None = Field(
+        default=None, validation_alias="LANGSMITH_ENDPOINT", description="The LangSmith API URL."
+    )
+    langsmith_project: str = Field(
+        default="planbound", validation_alias="LANGSMITH_PROJECT", description="Trace project."
+    )
+    trace_redact: Literal["off", "mask", "hide"] = Field(
+        default="off",
+        validation_alias="PLANBOUND_TRACE_REDACT",
+        description="Mask personal data in traces (mask) or drop inputs and outputs (hide).",
+    )
+    model_prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        validation_alias="PLANBOUND_MODEL_PRICES",
+        description='USD per 1M tokens by model: {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}.',
+    )
+
     @field_validator(
+        "langsmith_api_key",
+        "langsmith_endpoint",
         "database_uri",
         "opa_url",
         "templates",

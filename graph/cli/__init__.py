@@ -14,6 +14,7 @@ import sys
 from graph.cli import audit, data, demo, policy, runs
 from graph.cli.common import app, db_app, policy_app, print_error
 from graph.errors import USER_ERRORS
+from graph.tracing import flush_all
 
 __all__ = ["app", "main"]
 
@@ -45,3 +46,5 @@ def main() -> None:
     except USER_ERRORS as exc:  # e.g. an unreachable database or a bad setting
         print_error(str(exc))
         sys.exit(2)
+    finally:
+        flush_all()  # traces still queued leave before the process does
