@@ -8,12 +8,13 @@ held as :class:`~pydantic.SecretStr` and never quoted in an error.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from graph.errors import ConfigError
 from graph.identity import clean_token
@@ -123,7 +124,7 @@ class Settings(BaseSettings):
         validation_alias="PLANBOUND_TRACE_REDACT",
         description="Mask personal data in traces (mask) or drop inputs and outputs (hide).",
     )
-    model_prices: dict[str, dict[str, float]] = Field(
+    model_prices: Annotated[dict[str, dict[str, float]], NoDecode] = Field(
         default_factory=dict,
         validation_alias="PLANBOUND_MODEL_PRICES",
         description='USD per 1M tokens by model: {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}.',
@@ -144,6 +145,18 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("model_prices", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"must be a JSON object ({exc.msg})") from None
+        return value
 
     @field_validator("database_uri")
     @classmethod
