@@ -278,21 +278,32 @@ class Tracer:
             return
         from langsmith.run_trees import RunTree
 
-        root = RunTree(
-            name=name,
-            run_type="chain",
-            inputs=inputs,
-            project_name=self.project,
-            ls_client=self.client,
-            extra={"metadata": {"thread_id": thread_id}},
-            tags=["planbound"],
-        )
+        parent = run_helpers.get_current_run_tree()
+        if parent is not None:
+            # Inside a traced caller (an evaluation run): the invocation is its child.
+            root = parent.create_child(
+                name=name,
+                run_type="chain",
+                inputs=inputs,
+                extra={"metadata": {"thread_id": thread_id}},
+                tags=["planbound"],
+            )
+        else:
+            root = RunTree(
+                name=name,
+                run_type="chain",
+                inputs=inputs,
+                project_name=self.project,
+                ls_client=self.client,
+                extra={"metadata": {"thread_id": thread_id}},
+                tags=["planbound"],
+            )
         root.post()
         handle.root = root
         error: str | None = None
         try:
             with run_helpers.tracing_context(
-                enabled=True, client=self.client, parent=root, project_name=self.project
+                enabled=True, client=root.client, parent=root, project_name=root.session_name
             ):
                 yield handle
         except BaseException as exc:

@@ -10,6 +10,7 @@ options into a review answer and :mod:`~graph.cli.render` prints outcomes and re
 from __future__ import annotations
 
 import sys
+from importlib.metadata import entry_points
 
 from graph.cli import audit, data, demo, policy, runs
 from graph.cli.common import app, db_app, policy_app, print_error
@@ -37,6 +38,23 @@ db_app.command("prune")(data.db_prune_cmd)
 app.add_typer(policy_app, name="policy")
 policy_app.command("explain")(policy.explain_cmd)
 policy_app.command("test")(policy.test_cmd)
+
+
+def _add_plugin_commands() -> None:
+    """Add the commands installed packages contribute (entry point group ``planbound.commands``).
+
+    Each entry point is a ``register(app)`` function; ``planbound eval`` comes this way from
+    the evaluations package, which the product itself never imports. A plug-in that cannot be
+    loaded is named on standard error and left out; the other commands still work.
+    """
+    for entry in entry_points(group="planbound.commands"):
+        try:
+            entry.load()(app)
+        except Exception as exc:  # a broken plug-in never takes the CLI down
+            print_error(f"the {entry.name!r} command is unavailable ({type(exc).__name__}: {exc})")
+
+
+_add_plugin_commands()
 
 
 def main() -> None:
