@@ -49,7 +49,10 @@ Evaluator = Callable[[Mapping[str, Any], Expected], list[Score]]
 
 
 def _messages(calls: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """A trajectory as OpenAI-style messages, the form agentevals compares."""
+    """A trajectory as OpenAI-style messages, the form agentevals compares.
+
+    One assistant message per call, so that a strict match also checks the order.
+    """
     return [
         {
             "role": "assistant",
@@ -59,9 +62,9 @@ def _messages(calls: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
                     "type": "function",
                     "function": {"name": c["tool"], "arguments": json.dumps(c.get("args") or {})},
                 }
-                for c in calls
             ],
         }
+        for c in calls
     ]
 
 

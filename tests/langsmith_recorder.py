@@ -167,7 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, {})
             if path.startswith("/sessions/"):
                 session = rec.sessions.setdefault(path.rsplit("/", 1)[1], {})
-                session.update(body or {})
+                session.update({k: v for k, v in (body or {}).items() if v is not None})
                 return self._send(200, session)
         return self._send(404, {"detail": f"no route PATCH {path}"})
 
