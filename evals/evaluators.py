@@ -21,9 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agentevals.trajectory.match import (  # type: ignore[import-untyped]
-    create_trajectory_match_evaluator,
-)
+from agentevals.trajectory.match import create_trajectory_match_evaluator
 
 from evals.datasets import Expected, ToolCall
 

@@ -535,6 +535,44 @@ def explicit(data: Data) -> Iterator[dict[str, Any]]:
             writes=[calls[-1]],
             tags=["write", "tau2"],
         )
+
+    def two_other_methods(u: dict[str, Any]) -> tuple[dict[str, Any], list[str]] | None:
+        for o in data.orders_of(u["user_id"], "pending"):
+            if len(o["payment_history"]) != 1:
+                continue
+            paid = o["payment_history"][0]["payment_method_id"]
+            others = [
+                mid
+                for mid, m in sorted(u["payment_methods"].items())
+                if mid != paid and m["source"] != "gift_card"
+            ]
+            if len(others) >= 2:
+                return o, others[:2]
+        return None
+
+    for n in range(4):
+        user, (order, (first, second)) = data.take(two_other_methods)
+        oid = order["order_id"]
+        calls = [
+            call("find_user_id_by_email", email=user["email"]),
+            call("modify_user_address", user_id=user["user_id"], **address_of(n)),
+            call("modify_pending_order_payment", order_id=oid, payment_method_id=first),
+            call("modify_pending_order_payment", order_id=oid, payment_method_id=second),
+        ]
+        # The facts show one payment, so the policy lets both changes through; the tool
+        # refuses the second after the first, and compensation undoes the earlier writes.
+        yield example(
+            f"plan-compensated-{n:03d}",
+            "explicit",
+            {"explicit_plan": tau2(calls)},
+            status="rolled_back",
+            trajectory=calls,
+            verdict="needs_approval",
+            rules=["writes.need_approval"],
+            review=APPROVE,
+            writes=[],
+            tags=["write", "tau2", "compensation"],
+        )
     rng = random.Random(SEED + 2)
     for n, uid in enumerate(
         rng.sample(sorted(u for u in db["users"] if db["users"][u]["orders"]), 10)

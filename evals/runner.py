@@ -17,11 +17,13 @@ package that provides an LLM planner (see :func:`recorded_model` for the offline
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -410,53 +412,55 @@ def run(
             key = _example_uuid_of(inputs, chosen)
             return run_example(box, by_id[key][1], planner)
 
-        results = evaluate(
-            target,
-            data=examples,
-            evaluators=[as_langsmith(e) for e in EVALUATORS],
-            experiment_prefix=name,
-            metadata={"planner": planner, "dataset": dataset, "revision": _revision()},
-            max_concurrency=0,
-            client=client,
-            upload_results=upload,
-            blocking=False,
-        )
-        for done, result in enumerate(results, 1):
-            dataset_name, example = by_id[result["example"].id]
-            run_outputs = dict(result["run"].outputs or {})
-            scores: dict[str, float] = {}
-            comments: dict[str, str] = {}
-            for r in result["evaluation_results"]["results"]:
-                if r.score is None:
-                    continue
-                scores[r.key] = float(r.score)
-                if r.comment and float(r.score) < 1 and r.key not in FIGURES:
-                    comments[r.key] = r.comment
-            rows.append(
-                {
-                    "type": "example",
-                    "experiment": name,
-                    "example_id": example.id,
-                    "dataset": dataset_name,
-                    "kind": example.kind,
-                    "tags": example.tags,
-                    "outputs": run_outputs,
-                    "scores": scores,
-                    "comments": comments,
-                }
+        # langsmith prints its progress notes; standard output belongs to the command.
+        with contextlib.redirect_stdout(sys.stderr):
+            results = evaluate(
+                target,
+                data=examples,
+                evaluators=[as_langsmith(e) for e in EVALUATORS],
+                experiment_prefix=name,
+                metadata={"planner": planner, "dataset": dataset, "revision": _revision()},
+                max_concurrency=0,
+                client=client,
+                upload_results=upload,
+                blocking=False,
             )
-            if progress is not None:
-                progress(done, len(examples))
-        if upload:
-            client.flush()
-        box.runner.tracer.flush()
+            for done, result in enumerate(results, 1):
+                dataset_name, example = by_id[result["example"].id]
+                run_outputs = dict(result["run"].outputs or {})
+                scores: dict[str, float] = {}
+                comments: dict[str, str] = {}
+                for r in result["evaluation_results"]["results"]:
+                    if r.score is None:
+                        continue
+                    scores[r.key] = float(r.score)
+                    if r.comment and float(r.score) < 1 and r.key not in FIGURES:
+                        comments[r.key] = r.comment
+                rows.append(
+                    {
+                        "type": "example",
+                        "experiment": name,
+                        "example_id": example.id,
+                        "dataset": dataset_name,
+                        "kind": example.kind,
+                        "tags": example.tags,
+                        "outputs": run_outputs,
+                        "scores": scores,
+                        "comments": comments,
+                    }
+                )
+                if progress is not None:
+                    progress(done, len(examples))
+            if upload:
+                client.flush()
+            box.runner.tracer.flush()
     finally:
         box.close()
     pins = box.services
     summary = {
         "type": "summary",
         "experiment": name,
-        "langsmith_experiment": getattr(results, "experiment_name", None),
+        "langsmith_experiment": getattr(results, "experiment_name", None) if upload else None,
         "created_at": datetime.now(UTC).isoformat(),
         "planner": planner,
         "dataset": dataset,

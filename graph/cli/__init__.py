@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from importlib.metadata import entry_points
 
-from graph.cli import audit, data, demo, policy, runs
+from graph.cli import audit, data, demo, policy, report, runs
 from graph.cli.common import app, db_app, policy_app, print_error
 from graph.errors import USER_ERRORS
 from graph.tracing import flush_all
@@ -30,6 +30,7 @@ app.command("replay")(runs.replay_cmd)
 app.command("rollback")(runs.rollback_cmd)
 app.command("audit")(audit.audit_cmd)
 app.command("demo")(demo.demo_cmd)
+app.command("report")(report.report_cmd)
 
 app.add_typer(db_app, name="db")
 db_app.command("init")(data.db_init_cmd)
