@@ -4,7 +4,8 @@ Each signal is compared with a standard statistic and flagged past a documented 
 
 - **PSI** (population stability index), ``Σ (b − a) · ln(b / a)`` over the categories' shares
   (empty categories get a share of 0.5 / n): below 0.1 stable, 0.1–0.2 a moderate shift,
-  **above 0.2 flagged** (:data:`PSI_FLAG`). Used for the intent mix, the route mix, the plan
+  **above 0.2 flagged** (:data:`PSI_FLAG`) when both sides have at least :data:`MIN_N`
+  decisions (fewer make PSI noise). Used for the intent mix, the route mix, the plan
   length (1, 2, 3, 4, 5+ steps) and the end-to-end latency (binned at the baseline's deciles).
 - **Chi-square** test of homogeneity on the counts (a 2×k table), **flagged at p < 0.01**
   (:data:`P_FLAG`) when both sides have at least :data:`MIN_N` decisions. Used for the mixes
@@ -27,7 +28,7 @@ PSI_FLAG = 0.2
 P_FLAG = 0.01
 """Chi-square p-value below which a difference counts as real."""
 MIN_N = 20
-"""Fewest decisions on each side for a chi-square flag."""
+"""Fewest decisions (or reviewer decisions, for the approval rate) on each side for a flag."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def _mix(name: str, a: Counter[str], b: Counter[str]) -> Signal:
     value = psi(a, b)
     stat, p = chi_square(a, b)
     enough = sum(a.values()) >= MIN_N and sum(b.values()) >= MIN_N
-    flagged = value > PSI_FLAG or (enough and p < P_FLAG)
+    flagged = enough and (value > PSI_FLAG or p < P_FLAG)
     return Signal(name, "psi", round(value, 4), round(p, 6), flagged, _shares(a), _shares(b))
 
 
