@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -12,7 +14,7 @@ from langgraph.types import Command, StateSnapshot
 
 from checkpoints.factory import Stores
 from checkpoints.ledger import AlreadyDecided, Approvals
-from graph import inspect
+from graph import events, inspect
 from graph import replay as replays
 from graph.context import Context
 from graph.errors import RunError, store_failure
@@ -183,6 +185,9 @@ class Runner:
             )
         except AlreadyDecided as exc:
             raise RunError(str(exc), thread_id) from None
+        if snapshot.created_at is not None:
+            paused = datetime.fromisoformat(snapshot.created_at).timestamp()
+            events.review_waited(time.time() - paused)
         if identity is not None:
             answer = as_given_by(answer, identity)
         try:

@@ -37,6 +37,7 @@ from langchain_core.runnables import RunnableConfig
 
 from checkpoints.audit import AuditLog
 from checkpoints.ledger import Ledger
+from graph import events
 
 if TYPE_CHECKING:
     from langsmith import Client
@@ -363,6 +364,9 @@ class Invocation:
         """End the root run, send review feedback and journal the trace id."""
         seconds = time.monotonic() - self.started
         usage: Usage | None = getattr(self, "usage", None)
+        events.invocation_finished(self.name, seconds)
+        if usage is not None and usage.total_tokens:
+            events.model_used(usage.input_tokens, usage.output_tokens, usage.cost)
         decision_id = self._decision_id
         previous = _traces(self.services, decision_id) if decision_id else []
         if self.root is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,30 @@ def test_mask_text_masks_each_kind_of_personal_data() -> None:
     assert "credit_card_1234567" not in masked
     assert mask_text("Austin", ["args", "city"]) == "<city>"
     assert mask_text("#W2974929", ["args", "order_id"]) == "#W2974929"
+
+
+def test_prometheus_sees_node_times_invocations_and_the_review_wait(
+    stores: Stores, recorder: Recorder
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = {
+        "verify": count("planbound_node_duration_seconds_count", node="verify"),
+        "start": count("planbound_invocation_duration_seconds_count", invocation="planbound.start"),
+        "wait": count("planbound_human_wait_seconds_count"),
+        "wait_sum": count("planbound_human_wait_seconds_sum"),
+    }
+    runner = Runner(stores, Settings.load(home=stores.home))
+    first = runner.start(request=CANCEL)
+    time.sleep(0.2)
+    runner.resume(first["thread_id"], answer_for(first, {"type": "approve"}, reviewer="ann"))
+    assert count("planbound_node_duration_seconds_count", node="verify") == before["verify"] + 1
+    assert (
+        count("planbound_invocation_duration_seconds_count", invocation="planbound.start")
+        == before["start"] + 1
+    )
+    assert count("planbound_human_wait_seconds_count") == before["wait"] + 1
+    assert count("planbound_human_wait_seconds_sum") - before["wait_sum"] >= 0.2
