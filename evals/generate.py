@@ -854,16 +854,19 @@ def llm(data: Data) -> Iterator[dict[str, Any]]:
             call("find_user_id_by_email", email=user["email"]),
             call("get_order_details", order_id=oid),
         ]
+        # The reply in the LLM planner's schema: a decision, and each argument as JSON text.
         reply = {
-            "goal": f"show order {oid}",
+            "decision": "plan",
+            "reason": "",
             "steps": [
-                {"id": "s1", "tool": calls[0]["tool"], "args": calls[0]["args"]},
                 {
-                    "id": "s2",
-                    "tool": calls[1]["tool"],
-                    "args": calls[1]["args"],
-                    "depends_on": ["s1"],
-                },
+                    "id": f"s{i}",
+                    "tool": c["tool"],
+                    "args": [{"name": k, "value": json.dumps(v)} for k, v in c["args"].items()],
+                    "depends_on": [f"s{i - 1}"] if i > 1 else [],
+                    "description": f"step {i} of looking up order {oid}",
+                }
+                for i, c in enumerate(calls, 1)
             ],
         }
         line = example(
@@ -872,7 +875,8 @@ def llm(data: Data) -> Iterator[dict[str, Any]]:
             {"request": f"hey, where's my order {oid}? it's {user['email']}"},
             status="completed",
             trajectory=calls,
-            verdict="allow",
+            # The policy may ask a human about a model's plan: then the review approves.
+            review=APPROVE,
             writes=[],
             tags=["read", "llm"],
         )

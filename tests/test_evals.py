@@ -301,3 +301,43 @@ def test_upload_sends_datasets_experiment_runs_traces_and_scores(
     again = copy.deepcopy(len(recorder.examples))
     runner.run(experiment="again", upload=True, datasets_dir=small, results_dir=tmp_path / "r2")
     assert len(recorder.examples) == again  # the dataset is synced once, not duplicated
+
+
+def test_recorded_replies_replay_through_the_real_openai_client_offline() -> None:
+    from langchain_core.callbacks import UsageMetadataCallbackHandler
+
+    example = ds.load("llm")[0]
+    assert example.llm is not None
+    model = runner.recorded_model(example)
+    schema = {
+        "name": "plan",
+        "description": "a plan",
+        "schema": {
+            "type": "object",
+            "properties": {"decision": {"type": "string"}, "steps": {"type": "array"}},
+            "required": ["decision", "steps"],
+            "additionalProperties": True,
+        },
+        "strict": False,
+    }
+    structured = model.with_structured_output(schema, method="json_schema", include_raw=True)
+    usage = UsageMetadataCallbackHandler()
+    out = structured.invoke("where is my order?", config={"callbacks": [usage]})
+    assert out["parsing_error"] is None
+    parsed = out["parsed"]
+    assert parsed["decision"] == "plan"
+    assert [s["tool"] for s in parsed["steps"]] == [
+        c.tool for c in example.expected.trajectory or []
+    ]
+    assert usage.usage_metadata["gpt-4o-mini"]["total_tokens"] == 908
+    # The same replies again: deterministic.
+    again = model.with_structured_output(schema, method="json_schema").invoke("again")
+    assert again["steps"][0]["args"][0]["name"] == "email"
+
+
+def test_all_leaves_out_the_llm_dataset_until_an_llm_planner_is_registered() -> None:
+    chosen = runner.select("all", "template")
+    assert "llm" not in {name for name, _ in chosen}
+    assert len(chosen) >= 150
+    with pytest.raises(runner.EvalError, match="register_planner"):
+        runner.select("llm", "llm")
