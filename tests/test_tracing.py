@@ -15,6 +15,7 @@ from langsmith_recorder import Recorder, serve
 
 from checkpoints.audit import AuditLog
 from checkpoints.factory import Stores
+from graph.audit import summary
 from graph.runner import Runner
 from graph.services import open_stores
 from graph.settings import Settings
@@ -132,6 +133,11 @@ def test_a_decision_is_one_tree_per_invocation_with_its_story_on_the_root(
     with stores.lock:
         journal = AuditLog(stores.domain).entries(done["decision_id"])
     assert KEY not in json.dumps([e.body for e in journal])
+    traced = [summary(e.kind, e.body) for e in journal if e.kind == "trace"]
+    assert traced == [
+        f"planbound.start: trace {start['trace_id']}",
+        f"planbound.resume: trace {resume['trace_id']}",
+    ]
     assert KEY not in repr(runner.tracer.__dict__.get("_client"))
 
 

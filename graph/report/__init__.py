@@ -141,22 +141,25 @@ def drift_sets(
     """The two sides of the drift comparison and their labels.
 
     ``window``: the decisions of the window before the report's (``baseline_records``) against
-    the window's; a dimension: the two most recent values of it, older against newer.
+    the window's; a dimension: the decisions under its two newest values (by when each was
+    first seen), older against newer; decisions it does not apply to are left out.
     """
     if between == "window":
         return "previous window", "this window", list(baseline_records), list(records)
-    latest: dict[str, float] = {}
+    first: dict[str, float] = {}
     for d in records:
-        latest[d.group(between)] = max(latest.get(d.group(between), 0.0), d.started)
-    if len(latest) < 2:
-        only = next(iter(latest), "none")
-        return only, only, [], list(records)
-    older, newer = sorted(latest, key=lambda v: latest[v])[-2:]
+        value = d.version(between)
+        if value is not None:
+            first[value] = min(first.get(value, d.started), d.started)
+    if len(first) < 2:
+        only = next(iter(first), "none")
+        return f"{between} {only}", f"{between} {only}", [], list(records)
+    older, newer = sorted(first, key=lambda v: first[v])[-2:]
     return (
         f"{between} {older}",
         f"{between} {newer}",
-        [d for d in records if d.group(between) == older],
-        [d for d in records if d.group(between) == newer],
+        [d for d in records if d.version(between) == older],
+        [d for d in records if d.version(between) == newer],
     )
 
 

@@ -71,16 +71,28 @@ class Decision:
             return self.template.split("@")[0]
         return "explicit" if self.planner == "explicit" else f"({self.status})"
 
-    def group(self, by: str) -> str:
-        """The value of a grouping dimension (planner, template, catalog, policy, prompt)."""
+    def version(self, by: str) -> str | None:
+        """The value of a dimension, or ``None`` when it does not apply to this decision.
+
+        ``planner``: the planner and its version (explicit plans have none); ``template``:
+        the template set's version (template-planned decisions only); ``catalog``,
+        ``policy``: the pinned versions; ``prompt``: the planner's prompt version, if any.
+        """
+        planned = self.planner not in (None, "explicit")
         value = {
-            "planner": self.planner and f"{self.planner}@{self.planner_version}",
-            "template": self.template or "none",
+            "planner": f"{self.planner}@{self.planner_version}" if planned else None,
+            "template": self.planner_version if self.planner == "template" else None,
             "catalog": self.catalog_version,
             "policy": self.policy_version,
-            "prompt": self.prompt_version or "none",
+            "prompt": self.prompt_version,
         }.get(by)
-        return str(value) if value else "unknown"
+        return str(value) if value else None
+
+    def group(self, by: str) -> str:
+        """The value of a grouping dimension, ``n/a`` when it does not apply."""
+        if by == "planner" and self.planner == "explicit":
+            return "explicit"
+        return self.version(by) or "n/a"
 
 
 def _ts(value: str) -> float:
