@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 
+from checkpoints.factory import thread_lock
 from graph.cli import render
 from graph.cli.answers import ApproveFlags, PendingReview, review_answer
 from graph.cli.common import (
@@ -22,6 +24,7 @@ from graph.cli.common import (
     reviewing_caller,
 )
 from graph.errors import RunError
+from guards.limits import MAX_PLAN_BYTES, MAX_REQUEST_CHARS
 from guards.review import Identity
 
 
@@ -34,7 +37,14 @@ def show(outcome: dict[str, Any], as_json: bool) -> None:
 
 
 def run_cmd(
-    request: Annotated[str | None, typer.Argument(help="The request, in words.")] = None,
+    request: Annotated[
+        str | None,
+        typer.Argument(help="The request, in words; `-` reads it from standard input."),
+    ] = None,
+    request_file: Annotated[
+        Path | None,
+        typer.Option("--request-file", help="Read the request, in words, from a file."),
+    ] = None,
     plan_file: Annotated[
         Path | None, typer.Option("--plan", help="A plan as JSON (steps or τ² actions).")
     ] = None,
@@ -49,20 +59,29 @@ def run_cmd(
     """Plan, verify and run a request; stops when a step needs approval."""
 
     def go() -> dict[str, Any]:
-        if (request is None) == (plan_file is None):
-            raise UsageError("give a REQUEST or --plan FILE (exactly one)")
+        given = [request is not None, request_file is not None, plan_file is not None]
+        if sum(given) != 1:
+            raise UsageError("give a REQUEST (or `-`), --request-file FILE or --plan FILE (one)")
+        words = request
+        if request == "-":
+            words = _read_limited(sys.stdin, "the request on standard input", MAX_REQUEST_CHARS)
+        elif request_file is not None:
+            words = _read_file(request_file, "--request-file", MAX_REQUEST_CHARS)
         document = None
         if plan_file is not None:
-            if not plan_file.is_file():
-                raise UsageError(f"--plan {plan_file}: no such file")
+            text = _read_file(plan_file, "--plan", PLAN_FILE_CHARS)
             try:
-                document = json.loads(plan_file.read_text())
+                document = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise UsageError(f"--plan {plan_file}: not JSON ({exc})") from exc
+            except RecursionError:
+                raise UsageError(f"--plan {plan_file}: nested too deeply") from None
         runner = home_runner(home)
         holder = caller(runner.services.settings, token_file)
+        if document is None:
+            _ = runner.services.templates  # a bad template file: refused before a thread exists
         return runner.start(
-            request=request,
+            request=words,
             explicit_plan=document,
             thread_id=thread,
             actor=actor,
@@ -70,6 +89,34 @@ def run_cmd(
         )
 
     show(guarded(as_json, go, thread_id=thread), as_json)
+
+
+PLAN_FILE_CHARS = 4 * MAX_PLAN_BYTES
+"""Longest plan file read: the plan limit is on compact JSON, a file may be indented."""
+
+
+def _read_file(path: Path, option: str, limit: int) -> str:
+    """Read a text file given to ``option``, refusing one past ``limit`` characters."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory, not a file")
+    if not path.is_file():
+        raise UsageError(f"{option} {path}: no such file")
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return _read_limited(handle, f"{option} {path}", limit)
+    except UnicodeDecodeError:
+        raise UsageError(f"{option} {path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot read it ({exc.strerror})") from None
+
+
+def _read_limited(handle: TextIO, what: str, limit: int) -> str:
+    text = handle.read(limit + 1)
+    if len(text) > limit:
+        raise UsageError(f"{what} is longer than {limit} characters (the limit)")
+    if not text.strip():
+        raise UsageError(f"{what} is empty")
+    return text.strip() if limit == MAX_REQUEST_CHARS else text
 
 
 def approve_cmd(
@@ -154,7 +201,12 @@ def resume_cmd(
 ) -> None:
     """Continue a run that stopped mid-way (crash, lost connection) from its last checkpoint."""
     runner = guarded(as_json, lambda: home_runner(home), thread_id=thread)
-    show(guarded(as_json, lambda: runner.proceed(thread), thread_id=thread), as_json)
+
+    def go() -> dict[str, Any]:
+        with thread_lock(runner.stores, thread):
+            return runner.proceed(thread)
+
+    show(guarded(as_json, go, thread_id=thread), as_json)
 
 
 def status_cmd(
@@ -162,8 +214,8 @@ def status_cmd(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show where a thread stands."""
-    runner = home_runner(home)
+    """Show where a thread stands (reads only: no write lock, a read-only home will do)."""
+    runner = guarded(as_json, lambda: home_runner(home, readonly=True), thread_id=thread)
     show(guarded(as_json, lambda: runner.outcome(thread), thread_id=thread), as_json)
 
 
@@ -174,7 +226,7 @@ def history_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """List a thread's checkpoints, newest first."""
-    runner = home_runner(home)
+    runner = guarded(as_json, lambda: home_runner(home, readonly=True), thread_id=thread)
 
     def rows() -> list[dict[str, Any]]:
         found = []
@@ -203,9 +255,12 @@ def replay_cmd(
 ) -> None:
     """Re-run a thread from a checkpoint; safe mode serves recorded outcomes, calls no writes."""
     runner = guarded(as_json, lambda: home_runner(home), thread_id=thread)
-    outcome = guarded(
-        as_json, lambda: runner.replay(thread, checkpoint, live=live), thread_id=thread
-    )
+
+    def go() -> dict[str, Any]:
+        with thread_lock(runner.stores, thread):
+            return runner.replay(thread, checkpoint, live=live)
+
+    outcome = guarded(as_json, go, thread_id=thread)
     show(outcome, as_json)
 
 
@@ -217,7 +272,12 @@ def rollback_cmd(
 ) -> None:
     """Undo the writes applied after a checkpoint (newest first), then fork back to it."""
     runner = guarded(as_json, lambda: home_runner(home), thread_id=thread)
-    report = guarded(as_json, lambda: runner.rollback(thread, to), thread_id=thread)
+
+    def go() -> dict[str, Any]:
+        with thread_lock(runner.stores, thread):
+            return runner.rollback(thread, to)
+
+    report = guarded(as_json, go, thread_id=thread)
     if as_json:
         emit(report)
     else:
