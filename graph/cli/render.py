@@ -91,6 +91,8 @@ def outcome(report: Mapping[str, Any]) -> None:
         out.print(f"[red]last answer was invalid:[/] {_text(report['review_error'])}")
     if report.get("error"):
         out.print(f"[red]{_text(report['error'])}[/]", highlight=False)
+    if report.get("hint"):
+        out.print(f"[yellow]{_text(report['hint'])}[/]", highlight=False)
 
 
 def history(thread: str, rows: Sequence[Mapping[str, Any]]) -> None:

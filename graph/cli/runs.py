@@ -24,16 +24,53 @@ from graph.cli.common import (
     reviewing_caller,
 )
 from graph.errors import RunError
+from guards.errors import DecisionInvalid
 from guards.limits import MAX_PLAN_BYTES, MAX_REQUEST_CHARS
 from guards.review import Identity
 
 
 def show(outcome: dict[str, Any], as_json: bool) -> None:
     """Print a run's outcome: as its JSON object, or as tables."""
+    hint = order_hint(outcome)
+    if hint is not None:
+        outcome = {**outcome, "hint": hint}
     if as_json:
         emit(outcome)
     else:
         render.outcome(outcome)
+
+
+IDENTITY_RULE = "[identity.required]"
+
+
+def order_hint(outcome: dict[str, Any]) -> str | None:
+    """Say how to fix a steps plan refused because a step does not *depend on* its lookup.
+
+    In a ``{"steps": ...}`` plan the order is a graph: a step comes after another only
+    through ``depends_on`` or a ``$ref``. A lookup listed first but not depended on does not
+    establish who the user is for the steps that follow.
+    """
+    plan = outcome.get("plan") or {}
+    reasons = (outcome.get("verdict") or {}).get("reasons") or []
+    steps = {str(s["id"]): s for s in plan.get("steps") or []}
+    lookups = [sid for sid, s in steps.items() if str(s["tool"]).startswith("find_user_id")]
+    if not lookups or plan.get("source") != "explicit":
+        return None
+    blocked = [
+        r.split(":", 1)[0]
+        for r in reasons
+        if IDENTITY_RULE in str(r) and r.split(":", 1)[0] in steps
+    ]
+    if not blocked:
+        return None
+    return (
+        f"{', '.join(blocked)} {'does' if len(blocked) == 1 else 'do'} not depend on the "
+        f'identity step {lookups[0]}: in a {{"steps": ...}} plan, steps are ordered only '
+        f'by "depends_on" and $refs, not by their place in the list. Add "depends_on": '
+        f'["{lookups[0]}"] to {", ".join(blocked)} (or depend on a step that does), or give '
+        'the plan as a τ² action list ([{"name": ..., "arguments": ...}, ...]), which runs '
+        "in order (see examples/)"
+    )
 
 
 def run_cmd(
@@ -61,7 +98,10 @@ def run_cmd(
     def go() -> dict[str, Any]:
         given = [request is not None, request_file is not None, plan_file is not None]
         if sum(given) != 1:
-            raise UsageError("give a REQUEST (or `-`), --request-file FILE or --plan FILE (one)")
+            raise UsageError(
+                "give exactly one of: a REQUEST (`-` reads it from standard input), "
+                "--request-file FILE, --plan FILE"
+            )
         words = request
         if request == "-":
             words = _read_limited(sys.stdin, "the request on standard input", MAX_REQUEST_CHARS)
@@ -131,7 +171,11 @@ def approve_cmd(
     yes: Annotated[bool, typer.Option("--approve", help="Approve.")] = False,
     edit: Annotated[
         str | None,
-        typer.Option("--edit", help='New arguments as JSON, e.g. \'{"reason": "..."}\'.'),
+        typer.Option(
+            "--edit",
+            help='Arguments to change, as JSON, e.g. \'{"reason": "..."}\': merged over the'
+            " step's arguments (the others stay); '{\"args\": {...}}' replaces them all.",
+        ),
     ] = None,
     reject: Annotated[str | None, typer.Option("--reject", help="Reject, with a reason.")] = None,
     respond: Annotated[
@@ -184,7 +228,17 @@ def approve_cmd(
         return review
 
     body = guarded(as_json, lambda: review_answer(flags, pending), thread_id=thread)
-    outcome = guarded(as_json, lambda: runner.resume(thread, body, identity), thread_id=thread)
+
+    def answer() -> dict[str, Any]:
+        try:
+            return runner.resume(thread, body, identity)
+        except DecisionInvalid as exc:
+            raise UsageError(
+                f"{exc}; nothing was run and the review is still pending: answer it again "
+                f"(`planbound status {thread}` shows it)"
+            ) from None
+
+    outcome = guarded(as_json, answer, thread_id=thread)
     show(outcome, as_json)
 
 
@@ -216,7 +270,18 @@ def status_cmd(
 ) -> None:
     """Show where a thread stands (reads only: no write lock, a read-only home will do)."""
     runner = guarded(as_json, lambda: home_runner(home, readonly=True), thread_id=thread)
-    show(guarded(as_json, lambda: runner.outcome(thread), thread_id=thread), as_json)
+
+    def go() -> dict[str, Any]:
+        result = runner.outcome(thread)
+        waiting = runner.graph.get_state({"configurable": {"thread_id": thread}}).next
+        if waiting and not result["pending"]:
+            result["hint"] = (
+                f"the run stopped mid-way (next: {', '.join(waiting)}), or another process "
+                f"is running it now: `planbound resume {thread}` continues it"
+            )
+        return result
+
+    show(guarded(as_json, go, thread_id=thread), as_json)
 
 
 def history_cmd(
