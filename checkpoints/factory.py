@@ -85,6 +85,7 @@ class Stores:
             own its transactions.
         lock: Serialises use of ``domain`` across threads.
         backend: ``sqlite`` or ``postgres``.
+        readonly: Opened for reading only (no migration, no write ever attempted).
     """
 
     home: Path
@@ -92,6 +93,7 @@ class Stores:
     domain: Domain
     lock: threading.RLock = field(default_factory=threading.RLock)
     backend: str = "sqlite"
+    readonly: bool = False
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
@@ -235,7 +237,9 @@ def _open_sqlite(
         domain.close()
         conn.close()
         raise
-    return Stores(home=root, checkpointer=saver, domain=domain, _closers=[conn.close])
+    return Stores(
+        home=root, checkpointer=saver, domain=domain, readonly=readonly, _closers=[conn.close]
+    )
 
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
@@ -406,7 +410,12 @@ def _open_postgres(
     if behind:
         saver.setup()
     return Stores(
-        home=root, checkpointer=saver, domain=domain, backend="postgres", _closers=[pool.close]
+        home=root,
+        checkpointer=saver,
+        domain=domain,
+        backend="postgres",
+        readonly=readonly,
+        _closers=[pool.close],
     )
 
 

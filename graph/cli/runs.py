@@ -24,9 +24,31 @@ from graph.cli.common import (
     reviewing_caller,
 )
 from graph.errors import RunError
+from graph.review import preview
+from graph.runner import Runner
 from guards.errors import DecisionInvalid
 from guards.limits import MAX_PLAN_BYTES, MAX_REQUEST_CHARS
+from guards.plan import Plan
 from guards.review import Identity
+
+
+def with_preview(runner: Runner, outcome: dict[str, Any]) -> dict[str, Any]:
+    """Add to each pending step what it would do now (see :func:`graph.review.preview`)."""
+    if not outcome.get("pending"):
+        return outcome
+    plan = runner.graph.get_state({"configurable": {"thread_id": outcome["thread_id"]}}).values
+    current = plan.get("plan")
+    if not isinstance(current, Plan):
+        return outcome
+    try:
+        shown = preview(runner.services, current, [p["step_id"] for p in outcome["pending"]])
+    except Exception as exc:  # a preview is a help, never a reason to fail the command
+        note = f"not previewed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        shown = {
+            p["step_id"]: {"refs": [], "changes": None, "note": note} for p in outcome["pending"]
+        }
+    pending = [{**p, **shown.get(p["step_id"], {})} for p in outcome["pending"]]
+    return {**outcome, "pending": pending}
 
 
 def show(outcome: dict[str, Any], as_json: bool) -> None:
@@ -120,13 +142,14 @@ def run_cmd(
         holder = caller(runner.services.settings, token_file)
         if document is None:
             _ = runner.services.templates  # a bad template file: refused before a thread exists
-        return runner.start(
+        started = runner.start(
             request=words,
             explicit_plan=document,
             thread_id=thread,
             actor=actor,
             identity=holder.reviewer() if holder is not None else None,
         )
+        return with_preview(runner, started)
 
     show(guarded(as_json, go, thread_id=thread), as_json)
 
@@ -231,7 +254,7 @@ def approve_cmd(
 
     def answer() -> dict[str, Any]:
         try:
-            return runner.resume(thread, body, identity)
+            return with_preview(runner, runner.resume(thread, body, identity))
         except DecisionInvalid as exc:
             raise UsageError(
                 f"{exc}; nothing was run and the review is still pending: answer it again "
@@ -265,14 +288,22 @@ def resume_cmd(
 
 def status_cmd(
     thread: Annotated[str, typer.Argument(help="Thread id.")],
+    changes: Annotated[
+        bool,
+        typer.Option(
+            "--changes",
+            help="Also show what each pending write would change now (tried on the current "
+            "data and rolled back: needs a writable home and the write lock for a moment).",
+        ),
+    ] = False,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show where a thread stands (reads only: no write lock, a read-only home will do)."""
-    runner = guarded(as_json, lambda: home_runner(home, readonly=True), thread_id=thread)
+    runner = guarded(as_json, lambda: home_runner(home, readonly=not changes), thread_id=thread)
 
     def go() -> dict[str, Any]:
-        result = runner.outcome(thread)
+        result = with_preview(runner, runner.outcome(thread))
         waiting = runner.graph.get_state({"configurable": {"thread_id": thread}}).next
         if waiting and not result["pending"]:
             result["hint"] = (
