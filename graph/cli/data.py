@@ -135,7 +135,14 @@ def export_cmd(
         return
     if dest is not None:
         text = json.dumps(data, indent=2) + "\n"
-        guarded(as_json, lambda: dest.write_text(text))
+
+        def write() -> None:
+            try:
+                dest.write_text(text)
+            except OSError as exc:
+                raise UsageError(f"--out {dest}: cannot write it ({exc.strerror})") from None
+
+        guarded(as_json, write)
     summary: dict[str, Any] = {"path": str(dest) if dest else None}
     if domain.data_hash is not None:
         summary[domain.data_hash_name] = domain.data_hash(data)
