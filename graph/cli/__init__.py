@@ -9,11 +9,13 @@ options into a review answer and :mod:`~graph.cli.render` prints outcomes and re
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import sys
 from importlib.metadata import entry_points
 
 from graph.cli import audit, data, demo, policy, report, runs
-from graph.cli.common import app, db_app, policy_app, print_error
+from graph.cli.common import app, db_app, policy_app, print_error, storage_problem
 from graph.errors import USER_ERRORS
 from graph.tracing import flush_all
 
@@ -63,7 +65,17 @@ def main() -> None:
     try:
         app()
     except USER_ERRORS as exc:  # e.g. an unreachable database or a bad setting
-        print_error(str(exc))
+        if "--json" in sys.argv[1:]:
+            print(json.dumps({"status": None, "error": str(exc)}))
+        else:
+            print_error(str(exc))
+        sys.exit(2)
+    except sqlite3.DatabaseError as exc:
+        message = storage_problem(exc)
+        if "--json" in sys.argv[1:]:
+            print(json.dumps({"status": None, "error": message}))
+        else:
+            print_error(message)
         sys.exit(2)
     finally:
         flush_all()  # traces still queued leave before the process does
