@@ -163,11 +163,15 @@ class EvalServices(Services):
 
     current: Planner | None = None
 
-    def planner_for(self, explicit_plan: Any = None) -> Planner:
-        """The explicit planner for a plan document, else the example's planner."""
+    def planner_for(self, explicit_plan: Any = None, *args: Any, **kwargs: Any) -> Planner:
+        """The explicit planner for a plan document, else the example's planner.
+
+        Further arguments (a route, when the services route between planners) are passed on
+        when the example has no planner of its own.
+        """
         if explicit_plan is None and self.current is not None:
             return self.current
-        return super().planner_for(explicit_plan)
+        return super().planner_for(explicit_plan, *args, **kwargs)
 
 
 def choose_planner(name: str, example: Example) -> str:
