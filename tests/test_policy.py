@@ -596,7 +596,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
                     user_id="$who",
                     **ADDRESS,
                 )
-                for i in range(4)
+                for i in range(7)
             ],
         ],
         "deny",
