@@ -300,7 +300,7 @@ CANNOT: list[tuple[str, list[str], list[str]]] = [
         # pending or delivered? modify and exchange read the same words
         f"Change item {FATIMA_ITEM} to {FATIMA_NEW_ITEM} in order {FATIMA_ORDER}, pay with "
         f"paypal_7916550, email {FATIMA_EMAIL}",
-        ["more than one", "modify_order_items", "exchange_items"],
+        ["could be", "modify_order_items", "exchange_items", "still pending", "received"],
         ["modify_order_items", "exchange_items"],
     ),
     (
@@ -353,7 +353,8 @@ def test_request_gives_exact_plan(
     plan = plan_of(planner, text)
     assert plan.source == "template"
     assert plan.goal == text
-    assert plan.template == f"{intent}@1"
+    version = {"modify_order_items": 2, "exchange_items": 2, "return_items": 2}.get(intent, 1)
+    assert plan.template == f"{intent}@{version}"
     assert [(s.tool, s.args) for s in plan.steps] == steps
     assert [s.id for s in plan.steps] == [f"s{i + 1}" for i in range(len(steps))]
 

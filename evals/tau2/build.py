@@ -17,9 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_SECRET_NOTE = re.compile(
-    r"\s*\([^()]*\b(?:reveal|share|mention)\b[^()]*\)", re.IGNORECASE
-)
+_SECRET_NOTE = re.compile(r"\s*\([^()]*\b(?:reveal|share|mention)\b[^()]*\)", re.IGNORECASE)
 _SECRET_SENTENCE = re.compile(
     r"[^.]*\((?:do not|don't) share[^.]*\.|(?:^|(?<=\.\s))(?:Make sure you mention|You do not "
     r"want to reveal|You are not familiar|Do NOT mention|Be insistent)[^.]*\.",

@@ -10,7 +10,9 @@ with ``forms``; the document's ``identity.forms`` must write exactly those forms
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
+from graph.planners.templates.compose import FOREACH, SELECT
 from graph.planners.templates.placeholders import Known, check_text, check_value, whole
 from graph.planners.templates.schema import IdentifyStepTemplate, Intent, TemplateDocument
 from guards.plan import iter_refs
@@ -86,6 +88,88 @@ def _slot_checker(
     return known
 
 
+def _each_fields(
+    slot: str | None, intent: Intent, extractors: Extractors, where: str, problems: list[str]
+) -> tuple[str, ...] | None:
+    """The element fields of a ``foreach`` slot (``None`` when there is none)."""
+    if slot is None:
+        return None
+    spec = intent.slots.get(slot)
+    ext = extractors.get(spec.extractor) if spec is not None else None
+    if spec is None or ext is None:
+        problems.append(f"{where}: foreach names unknown slot {slot!r}")
+        return ()
+    return ext.fields
+
+
+def _check_arg(
+    value: Any,
+    where: str,
+    intent: Intent,
+    extractors: Extractors,
+    used: set[str],
+    seen: list[str],
+    foreach: str | None,
+    each: tuple[str, ...] | None,
+    *,
+    top: bool = False,
+) -> list[str]:
+    """Check one argument value: placeholders, ``$foreach``, selections and references."""
+    problems: list[str] = []
+    if isinstance(value, dict) and FOREACH in value:
+        slot = value[FOREACH]
+        fields = _each_fields(slot, intent, extractors, where, problems)
+        if isinstance(slot, str):
+            used.add(slot)
+        if set(value) != {FOREACH, "value"}:
+            problems.append(f"{where}: a $foreach has exactly the keys $foreach and value")
+            return problems
+        return problems + _check_arg(
+            value["value"], f"{where}.value", intent, extractors, used, seen, slot, fields
+        )
+    if isinstance(value, dict) and SELECT in value:
+        target = value[SELECT]
+        if not isinstance(target, str) or target not in seen:
+            problems.append(f"{where}: $select {target!r} is not an earlier step")
+        if not isinstance(value.get("query"), str) or not value["query"].strip():
+            problems.append(f"{where}: a selection needs a query (JMESPath)")
+        unknown = set(value) - {SELECT, "query", "take", "params"}
+        if unknown:
+            problems.append(f"{where}: a selection has no key {', '.join(sorted(unknown))}")
+        for name, param in (value.get("params") or {}).items():
+            problems += _check_arg(
+                param, f"{where}.params.{name}", intent, extractors, used, seen, foreach, each
+            )
+        return problems
+    if isinstance(value, dict):
+        for k, v in value.items():
+            problems += _check_arg(
+                v, f"{where}.{k}", intent, extractors, used, seen, foreach, each
+            )
+        return problems
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            problems += _check_arg(
+                v, f"{where}.{i}", intent, extractors, used, seen, foreach, each
+            )
+        return problems
+    found = whole(value)
+    if found is not None and found[0] == "each":
+        if each is None:
+            return [f"{where}: {{each...}} is only known inside a foreach"]
+        if found[1] is not None and found[1] not in each:
+            return [f"{where}: the elements have no field {found[1]!r} ({', '.join(each)})"]
+        return []
+    checker = _slot_checker(intent, extractors, used, top or found is not None)
+    problems += check_value(value, where, checker)
+    for text, ref_step, _ in iter_refs(value):
+        if not ref_step:
+            problems.append(f"{where}: {text!r} is not a valid reference")
+        elif ref_step not in seen:
+            problems.append(f"{where}: {text!r} does not refer to an earlier step")
+    return problems
+
+
 def _check_intent(intent: Intent, doc: TemplateDocument, extractors: Extractors) -> list[str]:
     where = f"intent {intent.id!r}"
     problems: list[str] = []
@@ -118,9 +202,15 @@ def _check_intent(intent: Intent, doc: TemplateDocument, extractors: Extractors)
         for dep in step.depends_on:
             if dep not in seen:
                 problems.append(f"{sw}: depends_on {dep!r} is not an earlier step")
-        problems += check_text(
-            step.description, f"{sw} description", _slot_checker(intent, extractors, set(), True)
-        )
+        slots = _slot_checker(intent, extractors, set(), True)
+        foreach = getattr(step, "foreach", None)
+
+        def in_description(name: str, field: str | None, foreach: str | None = foreach) -> str | None:
+            if name == "each" and foreach is not None:
+                return None
+            return slots(name, field)
+
+        problems += check_text(step.description, f"{sw} description", in_description)
         if isinstance(step, IdentifyStepTemplate):
             used.add(step.identify)
             slot = intent.slots.get(step.identify)
@@ -132,15 +222,12 @@ def _check_intent(intent: Intent, doc: TemplateDocument, extractors: Extractors)
             elif not slot.required:
                 problems.append(f"{sw}: identify slot {step.identify!r} must be required")
         else:
+            each = _each_fields(step.foreach, intent, extractors, sw, problems)
             for arg, value in step.args.items():
                 aw = f"{sw} args.{arg}"
-                checker = _slot_checker(intent, extractors, used, whole(value) is not None)
-                problems += check_value(value, aw, checker)
-                for text, ref_step, _ in iter_refs(value):
-                    if not ref_step:
-                        problems.append(f"{aw}: {text!r} is not a valid reference")
-                    elif ref_step not in seen:
-                        problems.append(f"{aw}: {text!r} does not refer to an earlier step")
+                problems += _check_arg(
+                    value, aw, intent, extractors, used, seen, step.foreach, each, top=True
+                )
         seen.append(step.id)
     for name in intent.slots:
         if name not in used:

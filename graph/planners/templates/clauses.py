@@ -1,0 +1,59 @@
+"""Cutting a message into clauses, and telling which clauses hold a condition.
+
+A customer writes several requests in one message ("exchange the keyboard ... Also, cancel
+order #W1 ..."). The message is cut at sentence ends (``.``, ``!``, ``?``, ``;``, a line
+break) and before each ``split_before`` phrase of the document's ``clauses``; each clause is
+planned on its own. A clause that holds a ``conditions`` phrase ("if", "unless", "when you
+ask ...") cannot be decided by one plan made before anything runs: the planner says so
+instead of choosing a branch. A clause that opens with a ``fallbacks`` phrase ("if there is
+no such ...") only says what to do when the first choice does not exist: it is left out,
+and the first choice is planned as a selection that fails before any write when nothing
+matches, so the fallback is never run in the customer's name.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from graph.planners.templates.schema import Clauses as ClausesDoc
+
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
+
+
+def phrase_pattern(phrase: str) -> re.Pattern[str]:
+    """A phrase matched at word boundaries; a space matches any run of whitespace."""
+    body = r"\s+".join(re.escape(w) for w in phrase.split(" "))
+    return re.compile(rf"(?<!\w){body}(?!\w)")
+
+
+class Clauses:
+    """The clause rules of one template document, compiled."""
+
+    def __init__(self, doc: ClausesDoc) -> None:
+        """Compile ``doc``'s phrases."""
+        self._split = [phrase_pattern(p) for p in doc.split_before]
+        self._conditions = [phrase_pattern(p) for p in doc.conditions]
+        self._fallbacks = [re.compile(r"^\W*" + phrase_pattern(p).pattern) for p in doc.fallbacks]
+
+    def split(self, text: str) -> list[str]:
+        """The clauses of ``text``, in order, without empty ones."""
+        out: list[str] = []
+        for sentence in _SENTENCE.split(text):
+            low = sentence.lower()
+            cuts = sorted({m.start() for rx in self._split for m in rx.finditer(low)} - {0})
+            start = 0
+            for cut in cuts:
+                out.append(sentence[start:cut])
+                start = cut
+            out.append(sentence[start:])
+        return [c.strip(" ,") for c in out if c.strip(" ,.;!?")]
+
+    def condition(self, clause: str) -> Literal["fallback", "condition"] | None:
+        """``fallback``, ``condition``, or ``None`` for an unconditional clause."""
+        low = clause.lower()
+        if any(rx.search(low) for rx in self._fallbacks):
+            return "fallback"
+        if any(rx.search(low) for rx in self._conditions):
+            return "condition"
+        return None
