@@ -27,11 +27,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit < 1:
             parser.error("--limit must be at least 1")
         cases = cases[: args.limit]
-    report = evaluate(cases, progress=lambda line: print(line, file=sys.stderr, flush=True))
+
+    def progress(line: str) -> None:
+        sys.stderr.write(line + "\n")
+
+    report = evaluate(cases, progress=progress)
     if args.json:
         exact, tasks = report.tasks_exact()
         uexact, utasks = report.tasks_exact(unconditional_only=True)
-        print(
+        sys.stdout.write(
             json.dumps(
                 {
                     "runs": len(report.results),
@@ -54,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
                     ],
                 }
             )
+            + "\n"
         )
     else:
         for line in table(report):
-            print(line)
+            sys.stdout.write(line + "\n")
     return 1 if report.count("wrong") else 0
 
 

@@ -25,7 +25,7 @@ _SECRET_SENTENCE = re.compile(
 )
 _CONDITION = re.compile(
     r"\b(?:if|unless|otherwise|in case|when the agent|once the agent|but when|then you "
-    r"regret|change your mind)\b",
+    r"regret|change your mind|when asked)\b",
     re.IGNORECASE,
 )
 _AGENT = "\x00"
@@ -116,14 +116,14 @@ def build(tasks: Path) -> list[dict[str, Any]]:
 def main(argv: list[str]) -> int:
     """Write the dataset; the first argument is the task file, the second the output."""
     if not argv or len(argv) > 2:
-        print("usage: python -m evals.tau2.build TASKS.jsonl [OUT.jsonl]", file=sys.stderr)
+        sys.stderr.write("usage: python -m evals.tau2.build TASKS.jsonl [OUT.jsonl]\n")
         return 2
     out = Path(argv[1]) if len(argv) > 1 else Path(__file__).with_name("train_requests.jsonl")
     records = build(Path(argv[0]))
     with out.open("w", encoding="utf-8") as fh:
         for r in records:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    print(f"{len(records)} requests written to {out}")
+    sys.stdout.write(f"{len(records)} requests written to {out}\n")
     return 0
 
 

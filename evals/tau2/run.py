@@ -76,7 +76,9 @@ class Report:
 
     def count(self, outcome: str, results: Iterable[Result] | None = None) -> int:
         """How many results have ``outcome``."""
-        return sum(1 for r in (self.results if results is None else results) if r.outcome == outcome)
+        return sum(
+            1 for r in (self.results if results is None else results) if r.outcome == outcome
+        )
 
     def tasks_exact(self, unconditional_only: bool = False) -> tuple[int, int]:
         """(tasks with at least one exact phrasing, tasks), optionally unconditional ones."""
@@ -105,27 +107,23 @@ def load_cases(path: Path | None = None) -> list[Case]:
     return cases
 
 
-IDENTIFY = ("find_user_id_by_email", "find_user_id_by_name_zip")
+def gold_plan(actions: list[dict[str, Any]], data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The gold actions that change data, after the identity step a real caller makes first.
 
-
-def with_identity(actions: list[dict[str, Any]], data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The gold actions, after the identity step a real caller makes first.
-
-    Some of τ²'s gold action lists leave the identity lookup out; the policy rightly refuses
-    a write without one, so the user who owns the first order or user id named is looked up
-    by email first.
+    τ²'s gold action lists hold the agent's lookups too, some of which fail (a product id
+    taken for an item id, a wrong email first); lookups change nothing, so the gold plan is
+    the owner's identity lookup (by email) and the writes, in order.
     """
-    if not actions or actions[0]["name"] in IDENTIFY:
-        return actions
-    for action in actions:
+    writes = [a for a in actions if not a["name"].startswith(READS)]
+    for action in writes:
         args = action.get("arguments") or {}
         user = args.get("user_id") or data["orders"].get(args.get("order_id", ""), {}).get(
             "user_id"
         )
         if user in data["users"]:
             email = data["users"][user]["email"]
-            return [{"name": "find_user_id_by_email", "arguments": {"email": email}}, *actions]
-    return actions
+            return [{"name": "find_user_id_by_email", "arguments": {"email": email}}, *writes]
+    return writes
 
 
 def reason_class(reason: str) -> str:
@@ -195,9 +193,7 @@ def _why(outcome: dict[str, Any]) -> str:
     return "; ".join([*reasons, *map(str, failed)]) or str(outcome.get("status"))
 
 
-def evaluate(
-    cases: Sequence[Case], progress: Callable[[str], None] = lambda _: None
-) -> Report:
+def evaluate(cases: Sequence[Case], progress: Callable[[str], None] = lambda _: None) -> Report:
     """Run every case and the gold plans of their tasks."""
     report = Report()
     with tempfile.TemporaryDirectory(prefix="planbound-tau2-") as tmp:
@@ -210,7 +206,7 @@ def evaluate(
         for n, case in enumerate(cases, 1):
             if case.task_id not in gold:
                 if any(not a["name"].startswith(READS) for a in case.gold_actions):
-                    actions = with_identity(case.gold_actions, initial)
+                    actions = gold_plan(case.gold_actions, initial)
                     outcome, data = _run(homes, explicit_plan={"actions": actions})
                     if outcome["status"] != "completed":
                         report.gold_failures[case.task_id] = _why(outcome)

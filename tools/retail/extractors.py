@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from tools.domain import Extracted, RequestText, SlotExtractor, SlotProblem
 from tools.retail.vocabulary import ALIASES, PRODUCT_OPTIONS, VALUE_ALIASES
@@ -342,12 +343,12 @@ def _values_in(text: str, names: tuple[str, ...]) -> dict[str, str] | SlotProble
                 low = low[: m.start()] + " " * (m.end() - m.start()) + low[m.end() :]
     several = {k: sorted(v) for k, v in found.items() if len(v) > 1}
     if several:
-        k, v = next(iter(several.items()))
-        return SlotProblem(f"both {' and '.join(v)} were given for the {k}; give one")
+        key, both = next(iter(several.items()))
+        return SlotProblem(f"both {' and '.join(both)} were given for the {key}; give one")
     return {k: next(iter(v)) for k, v in found.items()}
 
 
-def _change(span: str, names: tuple[str, ...]) -> dict[str, object] | SlotProblem:
+def _change(span: str, names: tuple[str, ...]) -> dict[str, Any] | SlotProblem:
     """What one described item should become: options to keep, set, or the cheapest."""
     dicts = [_option_dict(m.group(), names) for m in _DICT.finditer(span)]
     bad = [d for d in dicts if isinstance(d, SlotProblem)]
@@ -384,7 +385,7 @@ def _item_changes(text: RequestText) -> Extracted:
     mentions = _mentions(text.masked)
     if not mentions:
         return None
-    out: list[dict[str, object]] = []
+    out: list[dict[str, Any]] = []
     i = 0
     while i < len(mentions):
         start, end, names = mentions[i]

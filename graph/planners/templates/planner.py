@@ -196,7 +196,8 @@ class TemplatePlanner:
         if not writes and refusals:
             return refusals[0]
         if not parts:
-            return self.match(request.text) if len(clauses) <= 1 else self._nothing()
+            whole_match = self.match(request.text) if len(clauses) <= 1 else None
+            return whole_match if isinstance(whole_match, CannotPlan) else self._nothing()
         if writes:
             parts = writes  # the lookups a write plan makes show what a question asks
         once = self._once(parts)
@@ -297,15 +298,25 @@ class TemplatePlanner:
             cued = self._cued(candidates, clause, whole.raw) if grouped else []
             if len(cued) == 1:
                 return filled[candidates.index(cued[0])]
-            return self._matcher.match(clause)
+            return self._several(candidates)
         if len(pool) == 1:
             return pool[0]
         if not grouped:
-            return self._matcher.match(clause)
+            return self._several([p.intent for p in pool])
         cued = self._cued([p.intent for p in pool], clause, whole.raw)
         if len(cued) == 1:
             return next(p for p in pool if p.intent is cued[0])
         return self._conflict(cued or [p.intent for p in pool])
+
+    def _several(self, intents: list[Intent]) -> CannotPlan:
+        names = "; ".join(f"{i.description} ({i.id})" for i in intents)
+        return CannotPlan(
+            reason=(
+                f"the request matches more than one thing I can do: {names}. "
+                "Ask for one thing at a time, and name it clearly."
+            ),
+            candidates=[i.id for i in intents],
+        )
 
     def _cued(self, intents: list[Intent], clause: str, message: str) -> list[Intent]:
         """The intents with the strongest evidence: cues in the clause, else in the message."""

@@ -88,6 +88,17 @@ def _slot_checker(
     return known
 
 
+def _description_checker(slots: Known, foreach: str | None) -> Known:
+    """Placeholders of a description: the slots, and ``{each...}`` in a foreach step."""
+
+    def known(name: str, field: str | None) -> str | None:
+        if name == "each" and foreach is not None:
+            return None
+        return slots(name, field)
+
+    return known
+
+
 def _each_fields(
     slot: str | None, intent: Intent, extractors: Extractors, where: str, problems: list[str]
 ) -> tuple[str, ...] | None:
@@ -143,15 +154,11 @@ def _check_arg(
         return problems
     if isinstance(value, dict):
         for k, v in value.items():
-            problems += _check_arg(
-                v, f"{where}.{k}", intent, extractors, used, seen, foreach, each
-            )
+            problems += _check_arg(v, f"{where}.{k}", intent, extractors, used, seen, foreach, each)
         return problems
     if isinstance(value, list):
         for i, v in enumerate(value):
-            problems += _check_arg(
-                v, f"{where}.{i}", intent, extractors, used, seen, foreach, each
-            )
+            problems += _check_arg(v, f"{where}.{i}", intent, extractors, used, seen, foreach, each)
         return problems
     found = whole(value)
     if found is not None and found[0] == "each":
@@ -202,15 +209,13 @@ def _check_intent(intent: Intent, doc: TemplateDocument, extractors: Extractors)
         for dep in step.depends_on:
             if dep not in seen:
                 problems.append(f"{sw}: depends_on {dep!r} is not an earlier step")
-        slots = _slot_checker(intent, extractors, set(), True)
-        foreach = getattr(step, "foreach", None)
-
-        def in_description(name: str, field: str | None, foreach: str | None = foreach) -> str | None:
-            if name == "each" and foreach is not None:
-                return None
-            return slots(name, field)
-
-        problems += check_text(step.description, f"{sw} description", in_description)
+        problems += check_text(
+            step.description,
+            f"{sw} description",
+            _description_checker(
+                _slot_checker(intent, extractors, set(), True), getattr(step, "foreach", None)
+            ),
+        )
         if isinstance(step, IdentifyStepTemplate):
             used.add(step.identify)
             slot = intent.slots.get(step.identify)
