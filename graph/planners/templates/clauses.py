@@ -8,7 +8,8 @@ ask ...") cannot be decided by one plan made before anything runs: the planner s
 instead of choosing a branch. A clause that opens with a ``fallbacks`` phrase ("if there is
 no such ...") only says what to do when the first choice does not exist: it is left out,
 and the first choice is planned as a selection that fails before any write when nothing
-matches, so the fallback is never run in the customer's name.
+matches, so the fallback is never run in the customer's name. A clause with a
+``questions`` phrase ("do not process anything") asks, and must not act: it is left out.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Clauses:
         self._split = [phrase_pattern(p) for p in doc.split_before]
         self._conditions = [phrase_pattern(p) for p in doc.conditions]
         self._fallbacks = [re.compile(r"^\W*" + phrase_pattern(p).pattern) for p in doc.fallbacks]
+        self._questions = [phrase_pattern(p) for p in doc.questions]
 
     def split(self, text: str) -> list[str]:
         """The clauses of ``text``, in order, without empty ones."""
@@ -49,9 +51,11 @@ class Clauses:
             out.append(sentence[start:])
         return [c.strip(" ,") for c in out if c.strip(" ,.;!?")]
 
-    def condition(self, clause: str) -> Literal["fallback", "condition"] | None:
-        """``fallback``, ``condition``, or ``None`` for an unconditional clause."""
+    def condition(self, clause: str) -> Literal["question", "fallback", "condition"] | None:
+        """``question``, ``fallback``, ``condition``, or ``None`` for a plain clause."""
         low = clause.lower()
+        if any(rx.search(low) for rx in self._questions):
+            return "question"
         if any(rx.search(low) for rx in self._fallbacks):
             return "fallback"
         if any(rx.search(low) for rx in self._conditions):

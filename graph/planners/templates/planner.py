@@ -171,7 +171,7 @@ class TemplatePlanner:
         refusals: list[CannotPlan] = []
         for clause in clauses:
             condition = self._clauses.condition(clause)
-            if condition == "fallback":
+            if condition in ("fallback", "question"):
                 continue
             chosen = self._choose(clause, whole)
             if isinstance(chosen, CannotPlan) and not chosen.candidates:
@@ -256,7 +256,10 @@ class TemplatePlanner:
             seen[key] = part
         return None
 
-    def _fill(self, intent: Intent, clause: RequestText, whole: RequestText) -> Part | CannotPlan:
+    def _fill(
+        self, intent: Intent, clause: RequestText, whole: RequestText
+    ) -> Part | CannotPlan | None:
+        """Fill ``intent``'s slots; ``None`` when it does not apply (an absent slot given)."""
         values: dict[str, Any] = {}
         needs: list[str] = []
         details: list[str] = []
@@ -265,6 +268,10 @@ class TemplatePlanner:
             found = ext.read(clause)
             if found is None and spec.scope == "message":
                 found = ext.read(whole)
+            if spec.absent:
+                if found is not None:
+                    return None  # an intent for requests without this slot
+                continue
             if isinstance(found, SlotProblem) or (found is None and spec.required):
                 needs.append(spec.needs or self.document.extractors[spec.extractor].needs)
                 details.append(found.detail if isinstance(found, SlotProblem) else ext.absent)
@@ -287,11 +294,15 @@ class TemplatePlanner:
         when they do not, the answer names both and what would decide.
         """
         text = RequestText(raw=clause, masked=self._mask(clause))
-        candidates = self._matcher.candidates(clause)
-        if len(candidates) <= 1:
-            chosen = self._matcher.match(clause)
-            return chosen if isinstance(chosen, CannotPlan) else self._fill(chosen, text, whole)
-        filled = [self._fill(i, text, whole) for i in candidates]
+        matched = self._matcher.candidates(clause)
+        tried = [(i, self._fill(i, text, whole)) for i in matched]
+        applying = [(i, f) for i, f in tried if f is not None]
+        if not applying:
+            return self._nothing()  # no intent applies: "I could not tell ..."
+        candidates = [i for i, _ in applying]
+        filled = [f for _, f in applying if f is not None]
+        if len(candidates) == 1:
+            return filled[0]
         pool = [f for f in filled if isinstance(f, Part)]
         grouped = len({i.group for i in candidates}) == 1 and candidates[0].group is not None
         if not pool:

@@ -87,6 +87,13 @@ class SlotSpec(_Model):
     needs: str | None = Field(
         default=None, description="What to ask for; defaults to the extractor's ``needs``."
     )
+    absent: bool = Field(
+        default=False,
+        description=(
+            "The intent is for requests that do not give this slot (an order found from "
+            "the items named, when no order id is given); no step uses it."
+        ),
+    )
     scope: Literal["clause", "message"] = Field(
         default="clause",
         description=(
@@ -212,7 +219,15 @@ class Clauses(_Model):
         ),
     )
 
-    @field_validator("split_before", "conditions", "fallbacks")
+    questions: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Phrases that make a clause a question that must not act ('do not process "
+            "anything'): the clause is left out, whatever intent its words match."
+        ),
+    )
+
+    @field_validator("split_before", "conditions", "fallbacks", "questions")
     @classmethod
     def _clean(cls, value: list[str]) -> list[str]:
         return _clean_phrases(value)
@@ -226,9 +241,12 @@ class TemplateDocument(_Model):
     matching: Matching = Field(default_factory=Matching)
     clauses: Clauses = Field(default_factory=Clauses)
     phrases: dict[str, list[str]] = Field(default_factory=dict)
-    selections: dict[str, str] = Field(
+    selections: dict[str, Any] = Field(
         default_factory=dict,
-        description="Named JMESPath queries the steps' selections use (as YAML anchors).",
+        description=(
+            "Named JMESPath queries (and shared selection params) the steps use, as YAML "
+            "anchors; only the steps that name them count."
+        ),
     )
     extractors: dict[str, ExtractorDoc]
     identity: Identity

@@ -234,7 +234,9 @@ def _check_intent(intent: Intent, doc: TemplateDocument, extractors: Extractors)
                     value, aw, intent, extractors, used, seen, step.foreach, each, top=True
                 )
         seen.append(step.id)
-    for name in intent.slots:
-        if name not in used:
+    for name, spec in intent.slots.items():
+        if spec.absent and name in used:
+            problems.append(f"{where}: slot {name!r} is absent by definition; no step may use it")
+        elif name not in used and not spec.absent:
             problems.append(f"{where}: slot {name!r} is never used by a step")
     return problems
