@@ -16,7 +16,8 @@ import pytest
 from graph.planners.templates import TemplatePlanner
 from graph.settings import Settings
 from guards.contracts import Budget, check_plan
-from guards.errors import SelectionEmpty
+from graph.planners.base import PlannerError
+from guards.errors import SelectionAmbiguous, SelectionEmpty
 from guards.plan import CannotPlan, Plan, PlanRequest, Step, resolve_refs
 from tools.retail import DOMAIN, build_catalog, load_shipped
 
@@ -364,3 +365,106 @@ def test_budgets_are_configurable_and_checked(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("PLANBOUND_MAX_WRITE_STEPS", "0")
     with pytest.raises(Exception, match="PLANBOUND_MAX_WRITE_STEPS"):
         Settings.load()
+
+
+# Orders found from the items named ------------------------------------------------------------
+
+DAIKI = "I am daiki_johnson_9523 living in Denver, USA, 80273."  # 3 orders, one delivered
+
+
+def test_without_an_order_id_the_order_is_found_from_the_item(planner: TemplatePlanner) -> None:
+    plan = plan_of(
+        planner,
+        f"{DAIKI} I want to return an air purifier that I received since it doesn't work well. "
+        "I want the refund on my original method of payment. Also, check at the end whether "
+        "I am able to return the vacuum cleaner, but I am not sure yet so don't process anything.",
+    )
+    assert plan.template == "return_found@1"  # the question clause is left out
+    _, args = write_call(plan, "return_delivered_order_items")
+    assert args == {
+        "order_id": "#W9502127",
+        "item_ids": ["9534205511"],
+        "payment_method_id": "paypal_2433177",
+    }
+
+
+def test_an_item_in_two_lines_of_the_order_is_ambiguous(planner: TemplatePlanner) -> None:
+    plan = plan_of(planner, f"{DAIKI} I want to return the vacuum cleaner I received.")
+    with pytest.raises(SelectionAmbiguous):  # two vacuum cleaners in #W9502127
+        write_call(plan, "return_delivered_order_items")
+
+
+def test_a_user_with_more_orders_than_read_matches_nothing(planner: TemplatePlanner) -> None:
+    plan = plan_of(
+        planner,
+        "My email is olivia.jackson2465@example.com. I want to return the tablet I received.",
+    )
+    assert len(data()["users"]["olivia_jackson_1219"]["orders"]) == 6
+    with pytest.raises(SelectionEmpty):
+        write_call(plan, "return_delivered_order_items")
+
+
+# The document's new constructs are checked when it loads ----------------------------------------
+
+
+def _with_step(step: str) -> str:
+    assert DOMAIN.templates is not None
+    text = DOMAIN.templates.read_text(encoding="utf-8")
+    return text.rstrip("\n") + "\n" + step
+
+
+@pytest.mark.parametrize(
+    ("step", "problem"),
+    [
+        (
+            """
+  - id: bad_select
+    version: 1
+    description: d
+    label: l
+    triggers: {require_any: [[zzz]]}
+    slots: {order_id: {extractor: order_id}}
+    steps:
+      - id: s1
+        tool: get_order_details
+        args: {order_id: {$select: s2, query: "order_id"}}
+      - {id: s2, tool: get_order_details, args: {order_id: "{order_id}"}}
+""",
+            "$select 's2' is not an earlier step",
+        ),
+        (
+            """
+  - id: bad_each
+    version: 1
+    description: d
+    label: l
+    triggers: {require_any: [[zzz]]}
+    slots: {order_id: {extractor: order_id}}
+    steps:
+      - {id: s1, tool: get_order_details, args: {order_id: "{each.names}"}}
+""",
+            "{each...} is only known inside a foreach",
+        ),
+        (
+            """
+  - id: bad_field
+    version: 1
+    description: d
+    label: l
+    triggers: {require_any: [[zzz]]}
+    slots: {items: {extractor: item_names}, order_id: {extractor: order_id}}
+    steps:
+      - id: s1
+        foreach: items
+        tool: get_order_details
+        args: {order_id: "{each.colour}"}
+      - {id: s2, tool: get_order_details, args: {order_id: "{order_id}"}}
+""",
+            "the elements have no field 'colour'",
+        ),
+    ],
+)
+def test_bad_selections_and_foreach_are_refused_at_load(step: str, problem: str) -> None:
+    with pytest.raises(PlannerError) as info:
+        TemplatePlanner.from_text(_with_step(step), extractors=DOMAIN.extractors, mask=DOMAIN.mask)
+    assert problem in str(info.value)
