@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from graph.planners.base import PlannerError
 from graph.planners.templates import TemplatePlanner
 from graph.settings import Settings
 from guards.contracts import Budget, check_plan
-from graph.planners.base import PlannerError
 from guards.errors import SelectionAmbiguous, SelectionEmpty
 from guards.plan import CannotPlan, Plan, PlanRequest, Step, resolve_refs
 from tools.retail import DOMAIN, build_catalog, load_shipped
