@@ -468,3 +468,41 @@ def test_bad_selections_and_foreach_are_refused_at_load(step: str, problem: str)
     with pytest.raises(PlannerError) as info:
         TemplatePlanner.from_text(_with_step(step), extractors=DOMAIN.extractors, mask=DOMAIN.mask)
     assert problem in str(info.value)
+
+
+# Nothing is left undone without a word -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("words", "said"),
+    [
+        ("I want to return everything I just bought except the coffee machine.", "everything"),
+        ("Return all items of that order but not the pet bed.", "all"),
+        ("I want to return the tablet and keep the charger.", "keep the"),
+    ],
+)
+def test_items_named_by_exclusion_are_asked_about(
+    planner: TemplatePlanner, words: str, said: str
+) -> None:
+    out = cannot(planner, f"{DAIKI} {words}")
+    assert f"'{said}'" in out.reason
+
+
+def test_two_things_in_one_clause_are_not_half_done(planner: TemplatePlanner) -> None:
+    out = cannot(
+        planner,
+        f"{DAIKI} I want to cancel my pending order and return the air purifier I received.",
+    )
+    assert "more than one thing" in out.reason
+    assert {"cancel_order", "return_found"} <= set(out.candidates)
+
+
+def test_a_condition_that_asks_for_nothing_still_stops_the_plan(
+    planner: TemplatePlanner,
+) -> None:
+    out = cannot(
+        planner,
+        f"{DAIKI} I want to return the air purifier I received. If you can only do one "
+        "thing today, do whatever saves me most money.",
+    )
+    assert "condition" in out.reason

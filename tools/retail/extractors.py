@@ -293,6 +293,24 @@ _RELATIVE = re.compile(
 )
 
 
+_EXCLUDE = re.compile(
+    r"\b(?:except|excluding|but\s+not|other\s+than|apart\s+from|besides|everything|"
+    r"all|both|each|every|keep\s+the|"
+    r"nothing\s+else|not\s+the)\b",
+    re.IGNORECASE,
+)
+
+
+def _exclusion(text: str) -> SlotProblem | None:
+    """Items named by what they are not ("everything except the pet bed") are not read."""
+    m = _EXCLUDE.search(text)
+    if m is None:
+        return None
+    return SlotProblem(
+        f"'{m.group()}' names items by exclusion or as a whole; name each item to change"
+    )
+
+
 def _mentions(text: str) -> list[tuple[int, int, tuple[str, ...]]]:
     """Product mentions as (start, end, product names), longest words first, in order."""
     taken: list[tuple[int, int, tuple[str, ...]]] = []
@@ -385,6 +403,9 @@ def _item_changes(text: RequestText) -> Extracted:
     mentions = _mentions(text.masked)
     if not mentions:
         return None
+    excluded = _exclusion(text.masked)
+    if excluded is not None:
+        return excluded
     out: list[dict[str, Any]] = []
     i = 0
     while i < len(mentions):
@@ -404,7 +425,12 @@ def _item_changes(text: RequestText) -> Extracted:
 
 def _item_names(text: RequestText) -> Extracted:
     names = [list(n) for _, _, n in _mentions(text.masked)]
-    return [{"names": n} for n in names] or None
+    if not names:
+        return None
+    excluded = _exclusion(text.masked)
+    if excluded is not None:
+        return excluded
+    return [{"names": list(n)} for n in dict.fromkeys(map(tuple, names))]
 
 
 _KINDS = {

@@ -27,6 +27,11 @@ from guards.plan import CannotPlan, Plan, PlanRequest, canonical_json, content_h
 from tools.domain import RequestText, SlotExtractor, SlotProblem
 
 
+def _needs(cannot: CannotPlan) -> int:
+    """How many things a filled intent's refusal asks for (its "; "-separated needs)."""
+    return len(re.findall(r"\(([^()]|\([^()]*\))*\)", cannot.reason)) or 1
+
+
 def _ids(chosen: Part | CannotPlan) -> list[str]:
     return list(chosen.candidates) if isinstance(chosen, CannotPlan) else [chosen.intent.id]
 
@@ -174,9 +179,11 @@ class TemplatePlanner:
             if condition in ("fallback", "question"):
                 continue
             chosen = self._choose(clause, whole)
-            if isinstance(chosen, CannotPlan) and not chosen.candidates:
+            if condition is None and isinstance(chosen, CannotPlan) and not chosen.candidates:
                 continue  # no intent: who you are, a greeting, a remark
             if condition is not None:
+                # Even a clause that asks for nothing may make another part conditional
+                # ("if you can only do one of them ..."): no part is planned.
                 return CannotPlan(
                     reason=(
                         f"the request holds a condition one plan cannot decide: "
@@ -306,14 +313,23 @@ class TemplatePlanner:
         pool = [f for f in filled if isinstance(f, Part)]
         grouped = len({i.group for i in candidates}) == 1 and candidates[0].group is not None
         if not pool:
-            cued = self._cued(candidates, clause, whole.raw) if grouped else []
-            if len(cued) == 1:
-                return filled[candidates.index(cued[0])]
+            if not grouped:
+                return self._several(candidates)
+            # Readings of the same words, none of which can be filled: say what the
+            # best-evidenced reading, or else the one missing least, still needs.
+            cued = self._cued(candidates, clause, whole.raw) or candidates
+            asks = [
+                f
+                for i, f in zip(candidates, filled, strict=True)
+                if i in cued and isinstance(f, CannotPlan)
+            ]
+            return min(asks, key=_needs)
+        if len({i.group or i.id for i in candidates}) > 1:
+            # Different things in one clause ("cancel ... and return ..."): planning only the
+            # one that can be filled would leave the other undone without a word.
             return self._several(candidates)
         if len(pool) == 1:
             return pool[0]
-        if not grouped:
-            return self._several([p.intent for p in pool])
         cued = self._cued([p.intent for p in pool], clause, whole.raw)
         if len(cued) == 1:
             return next(p for p in pool if p.intent is cued[0])
