@@ -229,10 +229,17 @@ CANNOT: list[tuple[str, list[str], list[str]]] = [
     ("What's the weather like today?", ["could not tell", "cancel a pending order"], []),
     ("", ["could not tell"], []),
     (
-        f"Cancel order {FATIMA_ORDER} and return item {FATIMA_ITEM}, I am Fatima Anderson, "
+        f"Cancel order {FATIMA_ORDER} or return item {FATIMA_ITEM}, I am Fatima Anderson, "
         "zip 32100",
         ["more than one", "cancel_order", "return_items"],
         ["return_items", "cancel_order"],
+    ),
+    (
+        # Two requests in one sentence are two parts: both are planned, or neither.
+        f"Cancel order {FATIMA_ORDER} and return item {FATIMA_ITEM}, I am Fatima Anderson, "
+        "zip 32100",
+        ["a cancel request needs a reason"],
+        ["cancel_order"],
     ),
     (
         f"Cancel my order because it was ordered by mistake, email {FATIMA_EMAIL}",

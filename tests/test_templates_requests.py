@@ -491,7 +491,7 @@ def test_items_named_by_exclusion_are_asked_about(
 def test_two_things_in_one_clause_are_not_half_done(planner: TemplatePlanner) -> None:
     out = cannot(
         planner,
-        f"{DAIKI} I want to cancel my pending order and return the air purifier I received.",
+        f"{DAIKI} I want to cancel my pending order or return the air purifier I received.",
     )
     assert "more than one thing" in out.reason
     assert {"cancel_order", "return_found"} <= set(out.candidates)
@@ -506,3 +506,23 @@ def test_a_condition_that_asks_for_nothing_still_stops_the_plan(
         "thing today, do whatever saves me most money.",
     )
     assert "condition" in out.reason
+
+
+def test_a_change_that_names_nothing_to_change_is_asked_about(planner: TemplatePlanner) -> None:
+    out = cannot(
+        planner,
+        f"{YUSUF} For order {YUSUF_ORDER}, I received it and want to exchange the smart "
+        "thermostat for the same type as my other one.",
+    )
+    assert "does not say what the Smart Thermostat should become" in out.reason
+
+
+def test_values_said_in_other_words(planner: TemplatePlanner) -> None:
+    plan = plan_of(
+        planner,
+        "I am Sofia Hernandez, and I live in Seattle, WA, 98193. I received order #W6876713 "
+        "and want to exchange the luggage set to a two-piece black one with soft material.",
+    )
+    _, args = write_call(plan, "exchange_delivered_order_items")
+    assert args["item_ids"] == ["6301799585"]
+    assert args["new_item_ids"] == ["8926329222"]

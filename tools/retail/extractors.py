@@ -393,7 +393,9 @@ def _change(span: str, names: tuple[str, ...]) -> dict[str, Any] | SlotProblem:
         if isinstance(values, SlotProblem):
             return values
         to = values
-    if not to and not cheapest and not _SAME.search(plain):
+    if not to and not cheapest:
+        # "the same one", "the same type as the other one": nothing named changes, and a
+        # change to the item it already is would be a write no one asked for.
         return SlotProblem(f"it does not say what the {' or '.join(names)} should become")
     same = not cheapest or bool(_SAME.search(plain))
     return {"names": list(names), "from": frm, "to": to, "same": same, "cheapest": cheapest}

@@ -328,6 +328,13 @@ VALUE_ALIASES: dict[str, dict[str, tuple[str, str]]] = {
     },
     "Smart Thermostat": {"google home": ("compatibility", "Google Assistant")},
     "Mechanical Keyboard": {"no backlight": ("backlight", "none")},
+    "Luggage Set": {
+        "two piece": ("piece count", "2-piece"),
+        "three piece": ("piece count", "3-piece"),
+        "four piece": ("piece count", "4-piece"),
+        "soft material": ("material", "softshell"),
+        "hard material": ("material", "hardshell"),
+    },
 }
 """Phrases that name an option value in other words, per product ("*": any product whose
 option has that value)."""
