@@ -1,4 +1,4 @@
-"""The template planner: fills the one intent a request asks for with strict slot values.
+"""The template planner: fills the intents a request asks for with strict slot values.
 
 The planner is domain-free: the caller gives it a template document, the domain's slot
 extractors (:class:`~tools.domain.SlotExtractor`) and the domain's mask. A required slot
