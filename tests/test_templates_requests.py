@@ -526,3 +526,27 @@ def test_values_said_in_other_words(planner: TemplatePlanner) -> None:
     _, args = write_call(plan, "exchange_delivered_order_items")
     assert args["item_ids"] == ["6301799585"]
     assert args["new_item_ids"] == ["8926329222"]
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        "Please don't cancel order #W6247578, my brother needs it.",
+        "I do not want to return the headphones from #W2378156.",
+        "I'd rather not exchange the smart watch of #W2378156.",
+        "Exchange the smart thermostat of #W2378156 for a white one. Never mind, forget it.",
+    ],
+)
+def test_a_negated_request_is_never_read_as_what_it_negates(
+    planner: TemplatePlanner, words: str
+) -> None:
+    out = cannot(planner, f"{YUSUF} I received #W2378156. {words}")
+    assert "says not to do something, or takes it back" in out.reason
+
+
+def test_a_negation_that_names_no_request_is_only_a_remark(planner: TemplatePlanner) -> None:
+    plan = plan_of(
+        planner,
+        f"{DAIKI} I want to return an air purifier that I received since it doesn't work well.",
+    )
+    assert plan.template == "return_found@1"

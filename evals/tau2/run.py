@@ -133,6 +133,11 @@ def reason_class(reason: str) -> str:
     return " ".join(text.split())[:110]
 
 
+def _settings(home: Path) -> Settings:
+    """Settings on the SQLite files of ``home``: every run has a database of its own."""
+    return Settings.load(home=str(home), database_uri=None, server_database_uri=None)
+
+
 class Homes:
     """A seeded home, copied fresh for every run."""
 
@@ -140,7 +145,7 @@ class Homes:
         """Seed a template home under ``root``."""
         self.root = root
         self.template = root / "seeded"
-        services = Services(Settings.load(home=str(self.template)))
+        services = Services(_settings(self.template))
         services.seed(load_shipped())
         services.stores.close()
         self._n = 0
@@ -171,7 +176,7 @@ def _drive(runner: Runner, **start: Any) -> dict[str, Any]:
 
 def _run(homes: Homes, **start: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     home = homes.fresh()
-    services = Services(Settings.load(home=str(home)))
+    services = Services(_settings(home))
     try:
         runner = Runner(services=services)
         outcome = _drive(runner, **start)
@@ -198,7 +203,7 @@ def evaluate(cases: Sequence[Case], progress: Callable[[str], None] = lambda _: 
     report = Report()
     with tempfile.TemporaryDirectory(prefix="planbound-tau2-") as tmp:
         homes = Homes(Path(tmp))
-        services = Services(Settings.load(home=str(homes.template)))
+        services = Services(_settings(homes.template))
         with services.stores.lock:
             initial = export(services.stores.domain)
         services.stores.close()

@@ -10,11 +10,15 @@ no such ...") only says what to do when the first choice does not exist: it is l
 and the first choice is planned as a selection that fails before any write when nothing
 matches, so the fallback is never run in the customer's name. A clause with a
 ``questions`` phrase ("do not process anything") asks, and must not act: it is left out.
+A clause that says not to do something ("please don't cancel ...", a ``negations`` word a
+few words before a ``negated`` verb) or takes the request back (``retractions``: "never
+mind") is never read as the thing it negates: nothing is planned, and the answer says why.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Literal
 
 from graph.planners.templates.schema import Clauses as ClausesDoc
@@ -31,12 +35,20 @@ def phrase_pattern(phrase: str) -> re.Pattern[str]:
 class Clauses:
     """The clause rules of one template document, compiled."""
 
-    def __init__(self, doc: ClausesDoc) -> None:
-        """Compile ``doc``'s phrases."""
+    def __init__(self, doc: ClausesDoc, phrases: Mapping[str, list[str]]) -> None:
+        """Compile ``doc``'s phrases (``"@name"`` stands for ``phrases[name]``)."""
+
+        def expand(items: list[str]) -> list[str]:
+            return [q for p in items for q in (phrases.get(p[1:], []) if p[:1] == "@" else [p])]
+
         self._split = [phrase_pattern(p) for p in doc.split_before]
         self._conditions = [phrase_pattern(p) for p in doc.conditions]
         self._fallbacks = [re.compile(r"^\W*" + phrase_pattern(p).pattern) for p in doc.fallbacks]
         self._questions = [phrase_pattern(p) for p in doc.questions]
+        self._retractions = [phrase_pattern(p) for p in doc.retractions]
+        negation = "|".join(phrase_pattern(p).pattern for p in expand(doc.negations)) or "(?!)"
+        verbs = "|".join(phrase_pattern(p).pattern for p in expand(doc.negated)) or "(?!)"
+        self._negated = re.compile(rf"(?:{negation})\W+(?:[\w']+\W+){{0,3}}?(?:{verbs})")
 
     def split(self, text: str) -> list[str]:
         """The clauses of ``text``, in order, without empty ones."""
@@ -51,13 +63,23 @@ class Clauses:
             out.append(sentence[start:])
         return [c.strip(" ,") for c in out if c.strip(" ,.;!?")]
 
-    def condition(self, clause: str) -> Literal["question", "fallback", "condition"] | None:
-        """``question``, ``fallback``, ``condition``, or ``None`` for a plain clause."""
+    def condition(
+        self, clause: str
+    ) -> Literal["negated", "question", "fallback", "condition"] | None:
+        """What makes ``clause`` more than a plain request, or ``None``.
+
+        ``negated``: it says not to do something ("please don't cancel ...") or takes the
+        request back ("never mind"); ``question``: it asks and must not act; ``fallback``:
+        it says what to do when the first choice does not exist; ``condition``: it holds
+        a condition one plan cannot decide.
+        """
         low = clause.lower()
         if any(rx.search(low) for rx in self._questions):
             return "question"
         if any(rx.search(low) for rx in self._fallbacks):
             return "fallback"
+        if self._negated.search(low) or any(rx.search(low) for rx in self._retractions):
+            return "negated"
         if any(rx.search(low) for rx in self._conditions):
             return "condition"
         return None

@@ -67,7 +67,7 @@ class TemplatePlanner:
         self._extractors = extractors
         self._mask = mask
         self._matcher = IntentMatcher(document, mask)
-        self._clauses = Clauses(document.clauses)
+        self._clauses = Clauses(document.clauses, document.phrases)
         self._write_tools = frozenset(write_tools)
 
     @classmethod
@@ -178,6 +178,14 @@ class TemplatePlanner:
             condition = self._clauses.condition(clause)
             if condition in ("fallback", "question"):
                 continue
+            if condition == "negated":
+                return CannotPlan(
+                    reason=(
+                        f"the request says not to do something, or takes it back: "
+                        f"'{_short(clause)}'. I do not read a negated request as the thing it "
+                        "negates: say plainly what to do."
+                    )
+                )
             chosen = self._choose(clause, whole)
             if condition is None and isinstance(chosen, CannotPlan) and not chosen.candidates:
                 continue  # no intent: who you are, a greeting, a remark

@@ -227,7 +227,27 @@ class Clauses(_Model):
         ),
     )
 
-    @field_validator("split_before", "conditions", "fallbacks", "questions")
+    negations: list[str] = Field(
+        default_factory=list,
+        description="Words that negate a verb of `negated` a few words after them.",
+    )
+    negated: list[str] = Field(
+        default_factory=list, description="The verbs a negation makes a refusal ('cancel')."
+    )
+    retractions: list[str] = Field(
+        default_factory=list,
+        description="Phrases that take a request back ('never mind'): nothing is planned.",
+    )
+
+    @field_validator(
+        "split_before",
+        "conditions",
+        "fallbacks",
+        "questions",
+        "negations",
+        "negated",
+        "retractions",
+    )
     @classmethod
     def _clean(cls, value: list[str]) -> list[str]:
         return _clean_phrases(value)

@@ -52,6 +52,11 @@ def check_document(doc: TemplateDocument, extractors: Extractors) -> list[str]:
         for arg, value in spec.args.items():
             problems += check_value(value, f"identity.forms.{form}.args.{arg}", known)
         problems += check_text(spec.description, f"identity.forms.{form}.description", known)
+    clauses = doc.clauses
+    for label, phrases in (("negations", clauses.negations), ("negated", clauses.negated)):
+        for p in phrases:
+            if p.startswith("@") and p[1:] not in doc.phrases:
+                problems.append(f"clauses.{label} names unknown phrase list {p!r}")
     ids: set[str] = set()
     for intent in doc.intents:
         if intent.id in ids:
