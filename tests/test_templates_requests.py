@@ -550,3 +550,17 @@ def test_a_negation_that_names_no_request_is_only_a_remark(planner: TemplatePlan
         f"{DAIKI} I want to return an air purifier that I received since it doesn't work well.",
     )
     assert plan.template == "return_found@1"
+
+
+@pytest.mark.parametrize(
+    ("words", "said"),
+    [
+        ("exchange the sunglasses for black ones", "could be the frame color or the lens color"),
+        ("exchange the watch for a black one", "say which product: Smart Watch or Wristwatch"),
+    ],
+)
+def test_a_value_that_could_mean_two_options_is_asked_about(
+    planner: TemplatePlanner, words: str, said: str
+) -> None:
+    out = cannot(planner, f"{YUSUF} I received #W2378156 and want to {words}.")
+    assert said in out.reason

@@ -338,32 +338,50 @@ def _option_dict(text: str, names: tuple[str, ...]) -> dict[str, str] | SlotProb
     return dict(value)
 
 
-def _values_in(text: str, names: tuple[str, ...]) -> dict[str, str] | SlotProblem:
-    """Option values named in free text ("clicky switches", "red", "size 8")."""
-    low = " ".join(_INSTEAD_OF.sub(" ", text).lower().replace("-", " ").split())
+def _values_of(low: str, name: str) -> dict[str, str] | SlotProblem:
+    """The option values of product ``name`` that ``low`` (normalised text) names."""
+    phrases: dict[str, set[tuple[str, str]]] = {}
+    for key, values in PRODUCT_OPTIONS[name].items():
+        for v in values:
+            if len(v) >= 3 and v.lower() != "none":
+                phrases.setdefault(v.lower().replace("-", " "), set()).add((key, v))
+            if key == "size":
+                phrases.setdefault(f"size {v.lower()}", set()).add((key, v))
+    for alias, (key, v) in {**VALUE_ALIASES["*"], **VALUE_ALIASES.get(name, {})}.items():
+        if v in PRODUCT_OPTIONS[name].get(key, ()):
+            phrases.setdefault(alias, set()).add((key, v))
     found: dict[str, set[str]] = {}
-    for name in names:
-        phrases: dict[str, tuple[str, str]] = {}
-        for key, values in PRODUCT_OPTIONS[name].items():
-            for v in values:
-                if len(v) >= 3 and v.lower() != "none":
-                    phrases[v.lower().replace("-", " ")] = (key, v)
-                if key == "size":
-                    phrases[f"size {v.lower()}"] = (key, v)
-        for alias, (key, v) in {**VALUE_ALIASES["*"], **VALUE_ALIASES.get(name, {})}.items():
-            if v in PRODUCT_OPTIONS[name].get(key, ()):
-                phrases[alias] = (key, v)
-        for phrase, (key, v) in sorted(phrases.items(), key=lambda kv: -len(kv[0])):
-            rx = re.compile(r"(?<![\w])" + re.escape(phrase) + r"(?![\w])")
-            m = rx.search(low)
-            if m is not None:
-                found.setdefault(key, set()).add(v)
-                low = low[: m.start()] + " " * (m.end() - m.start()) + low[m.end() :]
+    for phrase, options in sorted(phrases.items(), key=lambda kv: -len(kv[0])):
+        m = re.search(r"(?<![\w])" + re.escape(phrase) + r"(?![\w])", low)
+        if m is None:
+            continue
+        if len(options) > 1:
+            keys = " or the ".join(sorted(k for k, _ in options))
+            return SlotProblem(f"'{phrase}' could be the {keys} of the {name}; say which")
+        ((key, v),) = options
+        found.setdefault(key, set()).add(v)
+        low = low[: m.start()] + " " * (m.end() - m.start()) + low[m.end() :]
     several = {k: sorted(v) for k, v in found.items() if len(v) > 1}
     if several:
         key, both = next(iter(several.items()))
         return SlotProblem(f"both {' and '.join(both)} were given for the {key}; give one")
     return {k: next(iter(v)) for k, v in found.items()}
+
+
+def _values_in(text: str, names: tuple[str, ...]) -> dict[str, str] | SlotProblem:
+    """Option values named in free text ("clicky switches", "red", "size 8").
+
+    A word that names several products ("watch") must name the same options of each;
+    otherwise the product is asked for.
+    """
+    low = " ".join(_INSTEAD_OF.sub(" ", text).lower().replace("-", " ").split())
+    readings = [_values_of(low, name) for name in names]
+    for r in readings:
+        if isinstance(r, SlotProblem):
+            return r
+    if any(r != readings[0] for r in readings):
+        return SlotProblem(f"say which product: {' or '.join(names)}")
+    return readings[0]
 
 
 def _change(span: str, names: tuple[str, ...]) -> dict[str, Any] | SlotProblem:
