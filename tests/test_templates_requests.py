@@ -12,16 +12,19 @@ from functools import cache
 from typing import Any
 
 import pytest
+from answering import answer_for
 
+from checkpoints.factory import Stores
 from evals.tau2.run import load_cases
 from graph.planners.base import PlannerError
 from graph.planners.explicit import parse_plan_document
 from graph.planners.templates import TemplatePlanner
+from graph.runner import Runner
 from graph.settings import Settings
 from guards.contracts import Budget, check_plan
 from guards.errors import SelectionAmbiguous, SelectionEmpty
 from guards.plan import CannotPlan, Plan, PlanRequest, Step, resolve_refs
-from tools.retail import DOMAIN, build_catalog, load_shipped
+from tools.retail import DOMAIN, build_catalog, export, load_shipped
 
 # Real records of the shipped τ² db (hard-coded: tests never read ../shared).
 YUSUF = "I am Yusuf Rossi in zip code 19122."  # yusuf_rossi_9620
@@ -566,3 +569,55 @@ def test_a_value_that_could_mean_two_options_is_asked_about(
 ) -> None:
     out = cannot(planner, f"{YUSUF} I received #W2378156 and want to {words}.")
     assert said in out.reason
+
+
+# What the tools cannot serve goes to a human, after the changes they can make --------------------
+
+
+def test_undoing_a_cancellation_is_handed_to_a_human(planner: TemplatePlanner) -> None:
+    plan = plan_of(
+        planner,
+        "I'm Chen Smith, living in Jacksonville 32278. I'm in a rush and I want to undo "
+        "cancelling an order that I've previously placed.",
+    )
+    assert [s.tool for s in plan.steps] == ["transfer_to_human_agents"]
+    assert "undo cancelling an order" in plan.steps[0].args["summary"]
+
+
+def test_a_hand_off_comes_after_every_write(planner: TemplatePlanner) -> None:
+    plan = plan_of(
+        planner,
+        f"{DAIKI} I want to talk to a human about a refund within 3 days. "
+        "I also want to return the air purifier I received.",
+    )
+    assert plan.template == "return_found@1+transfer_asked@1"
+    transfer = plan.steps[-1]
+    assert transfer.tool == "transfer_to_human_agents"
+    (ret,) = [s for s in plan.steps if s.tool == "return_delivered_order_items"]
+    assert ret.id in transfer.depends_on
+
+
+def test_a_return_then_a_hand_off_runs_end_to_end(stores: Stores) -> None:
+    runner = Runner(stores)
+    first = runner.start(
+        request=f"{DAIKI} I want to return the air purifier I received. I also want to talk "
+        "to a human about getting the refund within 3 days.",
+        actor="daiki",
+    )
+    assert first["status"] == "awaiting_approval", first
+    done = runner.resume(
+        first["thread_id"],
+        answer_for(
+            first,
+            *[{"type": "approve"}] * len(first["pending"]),
+            reviewer="sue",
+            roles=["supervisor"],
+        ),
+    )
+    assert done["status"] == "completed", done
+    tools = [r["tool"] for r in done["results"] if r["ok"]]
+    assert tools[-1] == "transfer_to_human_agents"  # after the return, and allowed
+    with stores.lock:
+        order = export(stores.domain)["orders"]["#W9502127"]
+    assert order["status"] == "return requested"
+    assert order["return_items"] == ["9534205511"]

@@ -479,6 +479,12 @@ def _source_order_id(text: RequestText) -> Extracted:
     return _one("order id to copy the address from", ids)
 
 
+def _summary(text: RequestText) -> Extracted:
+    """What to tell a human agent: the customer's clause, as written (emails masked)."""
+    summary = " ".join(text.masked.split())
+    return summary[:500] or None
+
+
 EXTRACTORS: dict[str, SlotExtractor] = {
     "identity": SlotExtractor(
         _identity,
@@ -501,5 +507,6 @@ EXTRACTORS: dict[str, SlotExtractor] = {
     "item_names": SlotExtractor(_item_names, "no item was named", fields=("names",)),
     "payment_kind": SlotExtractor(_payment_kind, "no kind of payment was named"),
     "source_order_id": SlotExtractor(_source_order_id, "no order to copy from was named"),
+    "summary": SlotExtractor(_summary, "nothing was said"),
 }
 """Every extractor a retail template may name."""

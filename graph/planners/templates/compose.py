@@ -164,18 +164,25 @@ def _is_write(step: Step, writes: frozenset[str]) -> bool:
     return step.tool in writes
 
 
-def compose(parts: Sequence[list[Step]], writes: frozenset[str]) -> list[Step]:
+def compose(
+    parts: Sequence[list[Step]], writes: frozenset[str], last: Sequence[int] = ()
+) -> list[Step]:
     """One plan from the steps of several parts (see the module docstring).
 
     Args:
         parts: Each part's steps, ids already unique across parts.
         writes: The tools that change data (never merged, and ordered part after part).
+        last: Indexes of parts that hand the rest to a human: they go after every write.
     """
+    order = [n for n in range(len(parts)) if n not in last] + list(last)
+    parts = [parts[n] for n in order]
+    handing_off = set(range(len(parts) - len(last), len(parts)))
+    every_write: list[str] = []
     same: dict[str, str] = {}
     kept: dict[str, Step] = {}
     by_call: dict[str, str] = {}
     previous_writes: list[str] = []
-    for steps in parts:
+    for n, steps in enumerate(parts):
         part_writes: list[str] = []
         for step in steps:
             args = _rename(step.args, _Mapped(same), None)
@@ -188,14 +195,17 @@ def compose(parts: Sequence[list[Step]], writes: frozenset[str]) -> list[Step]:
                 by_call[key] = step.id
             if _is_write(step, writes):
                 deps |= set(previous_writes)
+                every_write.append(step.id)
+            elif n in handing_off and not (set(step.depends_on) & {s.id for s in steps}):
+                deps |= set(every_write)  # a hand-off comes after every change
             kept[step.id] = step.model_copy(update={"args": args, "depends_on": sorted(deps)})
             if _is_write(step, writes):
                 part_writes.append(step.id)
         if part_writes:
             previous_writes = part_writes
-    order = list(kept)
+    ids = list(kept)
     return [
-        s.model_copy(update={"depends_on": sorted(set(s.depends_on), key=order.index)})
+        s.model_copy(update={"depends_on": sorted(set(s.depends_on), key=ids.index)})
         for s in kept.values()
     ]
 

@@ -205,7 +205,7 @@ class TemplatePlanner:
             else:
                 parts.append(chosen)
         writes = [p for p in parts if self._writes(p.intent)]
-        blocking = [r for r in refusals if any(self._writes_id(c) for c in r.candidates)]
+        blocking = [r for r in refusals if any(self._acts(c) for c in r.candidates)]
         if blocking:
             return blocking[0]
         if not writes and refusals:
@@ -214,7 +214,12 @@ class TemplatePlanner:
             whole_match = self.match(request.text) if len(clauses) <= 1 else None
             return whole_match if isinstance(whole_match, CannotPlan) else self._nothing()
         if writes:
-            parts = writes  # the lookups a write plan makes show what a question asks
+            # The lookups a write plan makes show what a question asks; a hand-off to a human
+            # is kept, after the writes.
+            parts = [p for p in parts if self._writes(p.intent) or p.intent.hands_off]
+        parts = [p for p in parts if not p.intent.hands_off] + [
+            p for p in parts if p.intent.hands_off
+        ]  # the lookups a write plan makes show what a question asks
         once = self._once(parts)
         if once is not None:
             return once
@@ -232,6 +237,7 @@ class TemplatePlanner:
                 for n, p in enumerate(parts, 1)
             ],
             self._write_tools,
+            last=[n for n, p in enumerate(parts) if p.intent.hands_off],
         )
         return Plan(
             source="template",
@@ -244,8 +250,11 @@ class TemplatePlanner:
         offers = "; ".join(i.description for i in self.document.intents)
         return CannotPlan(reason=f"I could not tell what you want to do. I can: {offers}.")
 
-    def _writes_id(self, intent_id: str) -> bool:
-        return any(self._writes(i) for i in self.document.intents if i.id == intent_id)
+    def _acts(self, intent_id: str) -> bool:
+        """Whether an intent writes or hands off: its refusal stops the whole request."""
+        return any(
+            self._writes(i) or i.hands_off for i in self.document.intents if i.id == intent_id
+        )
 
     def _writes(self, intent: Intent) -> bool:
         return any(

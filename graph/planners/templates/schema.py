@@ -159,6 +159,13 @@ class Intent(_Model):
         default=None,
         description="A slot; one plan holds this intent at most once per value of it.",
     )
+    hands_off: bool = Field(
+        default=False,
+        description=(
+            "The intent hands the request (or the part the tools cannot serve) to a human: "
+            "it is planned with the writes of the message, after all of them."
+        ),
+    )
 
     @field_validator("cues")
     @classmethod
