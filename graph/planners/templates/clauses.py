@@ -78,8 +78,8 @@ class Clauses:
             return "question"
         if any(rx.search(low) for rx in self._fallbacks):
             return "fallback"
-        if self._negated.search(low) or any(rx.search(low) for rx in self._retractions):
-            return "negated"
         if any(rx.search(low) for rx in self._conditions):
             return "condition"
+        if self._negated.search(low) or any(rx.search(low) for rx in self._retractions):
+            return "negated"
         return None
