@@ -467,6 +467,25 @@ def _with_step(step: str) -> str:
 """,
             "the elements have no field 'colour'",
         ),
+        (
+            """
+  - id: bad_scope
+    version: 1
+    description: d
+    label: l
+    triggers: {require_any: [[zzz]]}
+    slots: {items: {extractor: item_names}}
+    steps:
+      - id: s1
+        foreach: items
+        tool: get_product_details
+        args: {product_id: "{each.names}"}
+      - id: s2
+        tool: get_product_details
+        args: {product_id: {$select: s1, query: "product_id"}}
+""",
+            "step 's1' is written per element; select it inside one",
+        ),
     ],
 )
 def test_bad_selections_and_foreach_are_refused_at_load(step: str, problem: str) -> None:

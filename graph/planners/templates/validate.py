@@ -147,6 +147,10 @@ def _check_arg(
         target = value[SELECT]
         if not isinstance(target, str) or target not in seen:
             problems.append(f"{where}: $select {target!r} is not an earlier step")
+        elif target in _per_element(intent) and each is None:
+            problems.append(
+                f"{where}: step {target!r} is written per element; select it inside one"
+            )
         if not isinstance(value.get("query"), str) or not value["query"].strip():
             problems.append(f"{where}: a selection needs a query (JMESPath)")
         unknown = set(value) - {SELECT, "query", "take", "params"}
@@ -179,7 +183,16 @@ def _check_arg(
             problems.append(f"{where}: {text!r} is not a valid reference")
         elif ref_step not in seen:
             problems.append(f"{where}: {text!r} does not refer to an earlier step")
+        elif ref_step in _per_element(intent) and each is None:
+            problems.append(
+                f"{where}: step {ref_step!r} is written per element; name it inside one"
+            )
     return problems
+
+
+def _per_element(intent: Intent) -> set[str]:
+    """The ids of the intent's steps written once per element (``foreach``)."""
+    return {s.id for s in intent.steps if getattr(s, "foreach", None) is not None}
 
 
 def _check_intent(intent: Intent, doc: TemplateDocument, extractors: Extractors) -> list[str]:
