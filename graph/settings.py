@@ -15,10 +15,14 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from checkpoints.factory import redact
 from graph.errors import ConfigError
 from graph.identity import clean_token
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+URIS = frozenset({"database_uri", "server_database_uri", "PLANBOUND_DATABASE_URI", "DATABASE_URI"})
+SERVER_MARKERS = (":memory:",)
+"""``DATABASE_URI`` values the LangGraph dev server sets for its in-memory runtime."""
 SECRETS = frozenset({"auth_tokens", "PLANBOUND_AUTH_TOKENS", "token", "PLANBOUND_TOKEN"})
 """Settings whose value is never shown, not even in an error (by field or variable name)."""
 
@@ -118,6 +122,18 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// URI")
         return value
 
+    @field_validator("server_database_uri")
+    @classmethod
+    def _postgres_or_server_marker(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if value in SERVER_MARKERS or value.startswith(POSTGRES_SCHEMES):
+            return value
+        raise ValueError(
+            "must be a postgresql:// URI (or unset; the LangGraph dev server's "
+            f"{SERVER_MARKERS[0]!r} is ignored)"
+        )
+
     @field_validator("token")
     @classmethod
     def _one_word(cls, value: SecretStr | None) -> SecretStr | None:
@@ -172,6 +188,8 @@ class Settings(BaseSettings):
                 field = str(err["loc"][0]) if err["loc"] else "settings"
                 name = _variable(field)
                 got = "hidden" if field in SECRETS else repr(err.get("input"))
+                if field in URIS and isinstance(err.get("input"), str):
+                    got = repr(redact(err["input"]))  # a password never shown
                 problems.append(f"{name}: {err['msg']} (got {got})")
             raise ConfigError("bad setting: " + "; ".join(problems)) from None
 
