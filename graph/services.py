@@ -133,6 +133,9 @@ class Services:
             Path(source) if isinstance(source, str) else source,
             extractors=self.domain.extractors,
             mask=self.domain.mask,
+            write_tools=frozenset(
+                n for n in self.catalog.names() if self.catalog.entries[n].spec.effect == "write"
+            ),
         )
 
     @property

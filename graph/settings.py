@@ -77,13 +77,15 @@ class Settings(BaseSettings):
     opa_url: str | None = Field(
         default=None, validation_alias="OPA_URL", description="Evaluate the policy on OPA."
     )
-    max_steps: int = Field(default=12, ge=1, validation_alias="PLANBOUND_MAX_STEPS")
+    max_steps: int = Field(default=20, ge=1, le=1000, validation_alias="PLANBOUND_MAX_STEPS")
     max_replans: int = Field(default=2, ge=0, validation_alias="PLANBOUND_MAX_REPLANS")
     inline_limit: int = Field(default=4096, ge=0, validation_alias="PLANBOUND_INLINE_LIMIT")
     approval_threshold: float = Field(
         default=1000.0, ge=0, validation_alias="PLANBOUND_APPROVAL_THRESHOLD"
     )
-    max_write_steps: int = Field(default=3, ge=1, validation_alias="PLANBOUND_MAX_WRITE_STEPS")
+    max_write_steps: int = Field(
+        default=6, ge=1, le=1000, validation_alias="PLANBOUND_MAX_WRITE_STEPS"
+    )
     pg_pool_max: int = Field(default=10, ge=1, validation_alias="PLANBOUND_PG_POOL_MAX")
     review_lease_s: float = Field(
         default=120.0,

@@ -22,8 +22,8 @@ class Budget:
         max_cost: Largest sum of the tools' estimated costs.
     """
 
-    max_steps: int = 12
-    max_high_risk: int = 4
+    max_steps: int = 20
+    max_high_risk: int = 6
     max_cost: float = 30.0
 
 

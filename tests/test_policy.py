@@ -573,10 +573,16 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
         {"return.refund_method"},
     ),
     (
-        "transfer while changing data",
-        [who(), cancel(), step("t", "transfer_to_human_agents", ("w",), summary="angry")],
+        "transfer beside a change of data",
+        [who(), cancel(), step("t", "transfer_to_human_agents", ("who",), summary="angry")],
         "deny",
         {"transfer.out_of_scope"},
+    ),
+    (
+        "a change of data, then a transfer for the rest",
+        [who(), cancel(), step("t", "transfer_to_human_agents", ("w",), summary="the rest")],
+        "needs_approval",
+        {ALLOWED},
     ),
     (
         "too many write steps",
@@ -590,7 +596,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, set[str]]] = [
                     user_id="$who",
                     **ADDRESS,
                 )
-                for i in range(4)
+                for i in range(7)
             ],
         ],
         "deny",

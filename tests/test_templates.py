@@ -229,10 +229,17 @@ CANNOT: list[tuple[str, list[str], list[str]]] = [
     ("What's the weather like today?", ["could not tell", "cancel a pending order"], []),
     ("", ["could not tell"], []),
     (
-        f"Cancel order {FATIMA_ORDER} and return item {FATIMA_ITEM}, I am Fatima Anderson, "
+        f"Cancel order {FATIMA_ORDER} or return item {FATIMA_ITEM}, I am Fatima Anderson, "
         "zip 32100",
         ["more than one", "cancel_order", "return_items"],
         ["return_items", "cancel_order"],
+    ),
+    (
+        # Two requests in one sentence are two parts: both are planned, or neither.
+        f"Cancel order {FATIMA_ORDER} and return item {FATIMA_ITEM}, I am Fatima Anderson, "
+        "zip 32100",
+        ["a cancel request needs a reason"],
+        ["cancel_order"],
     ),
     (
         f"Cancel my order because it was ordered by mistake, email {FATIMA_EMAIL}",
@@ -300,7 +307,7 @@ CANNOT: list[tuple[str, list[str], list[str]]] = [
         # pending or delivered? modify and exchange read the same words
         f"Change item {FATIMA_ITEM} to {FATIMA_NEW_ITEM} in order {FATIMA_ORDER}, pay with "
         f"paypal_7916550, email {FATIMA_EMAIL}",
-        ["more than one", "modify_order_items", "exchange_items"],
+        ["could be", "modify_order_items", "exchange_items", "still pending", "received"],
         ["modify_order_items", "exchange_items"],
     ),
     (
@@ -353,7 +360,8 @@ def test_request_gives_exact_plan(
     plan = plan_of(planner, text)
     assert plan.source == "template"
     assert plan.goal == text
-    assert plan.template == f"{intent}@1"
+    version = {"modify_order_items": 2, "exchange_items": 2, "return_items": 2}.get(intent, 1)
+    assert plan.template == f"{intent}@{version}"
     assert [(s.tool, s.args) for s in plan.steps] == steps
     assert [s.id for s in plan.steps] == [f"s{i + 1}" for i in range(len(steps))]
 

@@ -132,8 +132,9 @@ class RequestText:
     masked: str
 
 
-Extracted = str | list[str] | dict[str, Any] | SlotProblem | None
-"""A value, a :class:`SlotProblem`, or ``None`` when the request does not mention the slot."""
+Extracted = str | list[str] | dict[str, Any] | list[dict[str, Any]] | SlotProblem | None
+"""A value (a list of records for a list slot), a :class:`SlotProblem`, or ``None`` when the
+request does not mention the slot."""
 
 
 @dataclass(frozen=True)

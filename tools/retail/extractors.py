@@ -13,10 +13,13 @@ The accepted formats are stated for users in the ``description`` of
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from tools.domain import Extracted, RequestText, SlotExtractor, SlotProblem
+from tools.retail.vocabulary import ALIASES, PRODUCT_OPTIONS, VALUE_ALIASES
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _ORDER_TOKEN = re.compile(r"(?<![\w#])(?:#[A-Za-z]?\d+|[Ww]\d+)(?!\w)")
@@ -29,12 +32,17 @@ _PAIR = re.compile(
     re.IGNORECASE,
 )
 _NAME = re.compile(
-    r"(?:\b(?:i\s+am|i'm|my\s+name\s+is|this\s+is)\s+|\bname\s*:\s*)"
+    r"(?:\b(?:i\s+am|i'm|my\s+name\s+is|this\s+is|called)\s+|\bname\s*:\s*)"
     r"(?-i:([A-Z][A-Za-z'-]*)\s+([A-Z][A-Za-z'-]*))"
-    r"(?=\s*(?:[,.;:!?)]|$)|\s+(?:and|with|from|zip|my|in|at)\b)",
+    r"(?=\s*(?:[,.;:!?)]|$)|\s+(?:and|with|from|zip|my|in|at|living|residing|who)\b)",
     re.IGNORECASE,
 )
 _ZIP = re.compile(r"\bzip(?:\s*code)?\s*(?:is\s+|:\s*|=\s*)?(\d+)(?!\w)", re.IGNORECASE)
+_USER_ID = re.compile(r"(?<![\w@.])([a-z]+)_([a-z]+)_(\d{4})(?![\w@])")
+_HOME = re.compile(
+    r"\b(?:live|living|lives|residing|reside|based|from)\b[^.;!?\n]{0,60}?(?<![\d#$])(\d{5})(?![\d])",
+    re.IGNORECASE,
+)
 _PAYMENT = re.compile(r"(?<![\w])(?:credit_card|paypal|gift_card)_\d+(?!\w)")
 _REASONS = {
     "no longer needed": re.compile(r"\bno\s+longer\s+needed\b", re.IGNORECASE),
@@ -84,10 +92,19 @@ def _one(what: str, values: Sequence[str]) -> Extracted:
     return found[0]
 
 
+_SOURCE_ORDER = re.compile(
+    r"\b(?:same\s+as|as\s+in|as\s+on|like)\s+(?:(?:my|the)\s+)?(?:other\s+)?(?:order\s+)?"
+    r"((?:#[A-Za-z]?\d+|[Ww]\d+))(?!\w)",
+    re.IGNORECASE,
+)
+
+
 def _order_id(text: RequestText) -> Extracted:
     ids: list[str] = []
     bad: list[str] = []
-    for token in _distinct([m.group() for m in _ORDER_TOKEN.finditer(text.masked)]):
+    sources = {m.start(1) for m in _SOURCE_ORDER.finditer(text.masked)}
+    tokens = [m.group() for m in _ORDER_TOKEN.finditer(text.masked) if m.start() not in sources]
+    for token in _distinct(tokens):
         m = _ORDER_ID.fullmatch(token)
         if m is None:
             bad.append(repr(token))
@@ -163,12 +180,31 @@ def _email(text: RequestText) -> Extracted:
     return _one("email", list(found.values()))
 
 
+def _zips(masked: str) -> list[str]:
+    """Zips written after "zip" (any digit count, checked later), else where one lives."""
+    said = _distinct([m.group(1) for m in _ZIP.finditer(masked)])
+    return said or _distinct([m.group(1) for m in _HOME.finditer(masked)])
+
+
 def _identity(text: RequestText) -> Extracted:
     email = _email(text)
     if email is not None:
         return email if isinstance(email, SlotProblem) else {"form": "email", "email": email}
     names = _distinct([f"{m.group(1)} {m.group(2)}" for m in _NAME.finditer(text.masked)])
-    zips = _distinct([m.group(1) for m in _ZIP.finditer(text.masked)])
+    user_ids = _distinct([m.group() for m in _USER_ID.finditer(text.masked)])
+    zips = _zips(text.masked)
+    if len(user_ids) > 1:
+        return SlotProblem(f"several user ids were given ({', '.join(user_ids)}); give exactly one")
+    if user_ids and not names:
+        # A user id names its user: "mei_kovacs_8020" is Mei Kovacs. The lookup by name and
+        # zip then says whether that user lives there; the id alone proves nothing.
+        first, last, _ = user_ids[0].split("_")
+        names = [f"{first.capitalize()} {last.capitalize()}"]
+        if not zips:
+            return SlotProblem(
+                f"found the user id {user_ids[0]} but no email or zip to confirm it, "
+                "e.g. 'zip 19122'"
+            )
     if not names and not zips:
         return None
     if len(names) > 1 or len(zips) > 1:
@@ -224,6 +260,231 @@ def _address(text: RequestText) -> Extracted:
     )
 
 
+# Items described by name and options -----------------------------------------------------
+
+
+def _product_words() -> list[tuple[re.Pattern[str], tuple[str, ...]]]:
+    words: dict[str, tuple[str, ...]] = {}
+    for name in PRODUCT_OPTIONS:
+        base = name.lower().replace("-", " ")
+        words[base] = (name,)
+        words[base + "s"] = (name,)
+        words[base + "es"] = (name,)
+    for alias, names in ALIASES.items():
+        words.setdefault(alias, names)
+        words.setdefault(alias + "s", names)
+    ordered = sorted(words.items(), key=lambda kv: -len(kv[0]))
+    return [
+        (re.compile(r"(?<![\w-])" + r"[\s-]*".join(map(re.escape, w.split())) + r"(?![\w-])"), n)
+        for w, n in ordered
+    ]
+
+
+_PRODUCT_WORDS = _product_words()
+_DICT = re.compile(r"\{[^{}]*\}")
+_CHEAPEST = re.compile(r"\b(?:cheapest|least\s+expensive|lowest[-\s]priced?)\b", re.IGNORECASE)
+_SAME = re.compile(r"\bsame\b", re.IGNORECASE)
+_INSTEAD_OF = re.compile(r"\binstead\s+of\b[^,.;]*", re.IGNORECASE)
+_RELATIVE = re.compile(
+    r"\b(?:bigger|smaller|larger|brighter|less\s+bright|more\s+expensive|most\s+expensive|"
+    r"higher|lower|shorter|longer|fewest|fewer|more\s+pieces|less\s+pieces|maximum|minimum|"
+    r"upgrade|downgrade|better|fancier|more\s+fancy|slightly|a\s+size\s+(?:up|down))\b",
+    re.IGNORECASE,
+)
+
+
+_EXCLUDE = re.compile(
+    r"\b(?:except|excluding|but\s+not|other\s+than|apart\s+from|besides|everything|"
+    r"all|both|each|every|keep\s+the|"
+    r"nothing\s+else|not\s+the)\b",
+    re.IGNORECASE,
+)
+
+
+def _exclusion(text: str) -> SlotProblem | None:
+    """Items named by what they are not ("everything except the pet bed") are not read."""
+    m = _EXCLUDE.search(text)
+    if m is None:
+        return None
+    return SlotProblem(
+        f"'{m.group()}' names items by exclusion or as a whole; name each item to change"
+    )
+
+
+def _mentions(text: str) -> list[tuple[int, int, tuple[str, ...]]]:
+    """Product mentions as (start, end, product names), longest words first, in order."""
+    taken: list[tuple[int, int, tuple[str, ...]]] = []
+    low = text.lower()
+    for rx, names in _PRODUCT_WORDS:
+        for m in rx.finditer(low):
+            if not any(m.start() < e and s < m.end() for s, e, _ in taken):
+                taken.append((m.start(), m.end(), names))
+    return sorted(taken)
+
+
+def _option_dict(text: str, names: tuple[str, ...]) -> dict[str, str] | SlotProblem:
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return SlotProblem(f"{text} is not a list of options like {{'color': 'red'}}")
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return SlotProblem(f"{text} is not a list of options like {{'color': 'red'}}")
+    known = {k for n in names for k in PRODUCT_OPTIONS[n]}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        return SlotProblem(f"{', '.join(unknown)} is not an option of {' or '.join(names)}")
+    return dict(value)
+
+
+def _values_of(low: str, name: str) -> dict[str, str] | SlotProblem:
+    """The option values of product ``name`` that ``low`` (normalised text) names."""
+    phrases: dict[str, set[tuple[str, str]]] = {}
+    for key, values in PRODUCT_OPTIONS[name].items():
+        for v in values:
+            if len(v) >= 3 and v.lower() != "none":
+                phrases.setdefault(v.lower().replace("-", " "), set()).add((key, v))
+            if key == "size":
+                phrases.setdefault(f"size {v.lower()}", set()).add((key, v))
+    for alias, (key, v) in {**VALUE_ALIASES["*"], **VALUE_ALIASES.get(name, {})}.items():
+        if v in PRODUCT_OPTIONS[name].get(key, ()):
+            phrases.setdefault(alias, set()).add((key, v))
+    found: dict[str, set[str]] = {}
+    for phrase, options in sorted(phrases.items(), key=lambda kv: -len(kv[0])):
+        m = re.search(r"(?<![\w])" + re.escape(phrase) + r"(?![\w])", low)
+        if m is None:
+            continue
+        if len(options) > 1:
+            keys = " or the ".join(sorted(k for k, _ in options))
+            return SlotProblem(f"'{phrase}' could be the {keys} of the {name}; say which")
+        ((key, v),) = options
+        found.setdefault(key, set()).add(v)
+        low = low[: m.start()] + " " * (m.end() - m.start()) + low[m.end() :]
+    several = {k: sorted(v) for k, v in found.items() if len(v) > 1}
+    if several:
+        key, both = next(iter(several.items()))
+        return SlotProblem(f"both {' and '.join(both)} were given for the {key}; give one")
+    return {k: next(iter(v)) for k, v in found.items()}
+
+
+def _values_in(text: str, names: tuple[str, ...]) -> dict[str, str] | SlotProblem:
+    """Option values named in free text ("clicky switches", "red", "size 8").
+
+    A word that names several products ("watch") must name the same options of each;
+    otherwise the product is asked for.
+    """
+    low = " ".join(_INSTEAD_OF.sub(" ", text).lower().replace("-", " ").split())
+    readings = [_values_of(low, name) for name in names]
+    for r in readings:
+        if isinstance(r, SlotProblem):
+            return r
+    if any(r != readings[0] for r in readings):
+        return SlotProblem(f"say which product: {' or '.join(names)}")
+    return readings[0]
+
+
+def _change(span: str, names: tuple[str, ...]) -> dict[str, Any] | SlotProblem:
+    """What one described item should become: options to keep, set, or the cheapest."""
+    dicts = [_option_dict(m.group(), names) for m in _DICT.finditer(span)]
+    bad = [d for d in dicts if isinstance(d, SlotProblem)]
+    if bad:
+        return bad[0]
+    plain = _DICT.sub(" ", span)
+    cheapest = bool(_CHEAPEST.search(plain))
+    relative = _RELATIVE.search(plain)
+    if relative is not None and not cheapest:
+        return SlotProblem(
+            f"'{relative.group()}' does not name an option: say which value you want "
+            f"(options of {' or '.join(names)}: "
+            + "; ".join(f"{k}: {', '.join(v)}" for k, v in PRODUCT_OPTIONS[names[0]].items())
+            + ")"
+        )
+    frm: dict[str, str] = {}
+    to: dict[str, str]
+    if len(dicts) >= 2:
+        frm, to = dicts[0], dicts[1]  # type: ignore[assignment]
+    elif len(dicts) == 1:
+        to = dicts[0]  # type: ignore[assignment]
+    else:
+        values = _values_in(plain, names)
+        if isinstance(values, SlotProblem):
+            return values
+        to = values
+    if not to and not cheapest:
+        # "the same one", "the same type as the other one": nothing named changes, and a
+        # change to the item it already is would be a write no one asked for.
+        return SlotProblem(f"it does not say what the {' or '.join(names)} should become")
+    same = not cheapest or bool(_SAME.search(plain))
+    return {"names": list(names), "from": frm, "to": to, "same": same, "cheapest": cheapest}
+
+
+def _item_changes(text: RequestText) -> Extracted:
+    mentions = _mentions(text.masked)
+    if not mentions:
+        return None
+    excluded = _exclusion(text.masked)
+    if excluded is not None:
+        return excluded
+    out: list[dict[str, Any]] = []
+    i = 0
+    while i < len(mentions):
+        start, end, names = mentions[i]
+        j = i + 1
+        # "the Desk Lamp ... for the cheapest Desk Lamp": a repeated name is the same item.
+        while j < len(mentions) and mentions[j][2] == names:
+            j += 1
+        stop = mentions[j][0] if j < len(mentions) else len(text.masked)
+        change = _change(text.masked[end:stop], names)
+        if isinstance(change, SlotProblem):
+            return change
+        out.append(change)
+        i = j
+    return out
+
+
+def _item_names(text: RequestText) -> Extracted:
+    names = [list(n) for _, _, n in _mentions(text.masked)]
+    if not names:
+        return None
+    excluded = _exclusion(text.masked)
+    if excluded is not None:
+        return excluded
+    return [{"names": list(n)} for n in dict.fromkeys(map(tuple, names))]
+
+
+_KINDS = {
+    "gift_card": re.compile(r"\bgift\s*card\b|\bgiftcard\b|\bGC\b", re.IGNORECASE),
+    "paypal": re.compile(r"\bpay\s*pal\b", re.IGNORECASE),
+    "credit_card": re.compile(r"\bcredit\s+card\b|\bvisa\b|\bmastercard\b|\bamex\b", re.IGNORECASE),
+}
+
+
+def _payment_kind(text: RequestText) -> Extracted:
+    found = [kind for kind, rx in _KINDS.items() if rx.search(text.masked)]
+    if len(found) > 1:
+        return SlotProblem(
+            f"several kinds of payment were named ({', '.join(found)}); name the one to use"
+        )
+    return found[0] if found else None
+
+
+def _source_order_id(text: RequestText) -> Extracted:
+    ids = []
+    for m in _SOURCE_ORDER.finditer(text.masked):
+        found = _ORDER_ID.fullmatch(m.group(1))
+        if found is None:
+            return SlotProblem(f"{m.group(1)!r} is not an order id: '#W' and exactly 7 digits")
+        ids.append("#W" + found.group(1))
+    return _one("order id to copy the address from", ids)
+
+
+def _summary(text: RequestText) -> Extracted:
+    """What to tell a human agent: the customer's clause, as written (emails masked)."""
+    summary = " ".join(text.masked.split())
+    return summary[:500] or None
+
+
 EXTRACTORS: dict[str, SlotExtractor] = {
     "identity": SlotExtractor(
         _identity,
@@ -238,5 +499,14 @@ EXTRACTORS: dict[str, SlotExtractor] = {
     "payment_method_id": SlotExtractor(_payment_method_id, "no payment method id was found"),
     "cancel_reason": SlotExtractor(_cancel_reason, "none of the allowed reasons was found"),
     "address": SlotExtractor(_address, "no 'address:' was found", fields=ADDRESS_FIELDS),
+    "item_changes": SlotExtractor(
+        _item_changes,
+        "no item was named",
+        fields=("names", "from", "to", "same", "cheapest"),
+    ),
+    "item_names": SlotExtractor(_item_names, "no item was named", fields=("names",)),
+    "payment_kind": SlotExtractor(_payment_kind, "no kind of payment was named"),
+    "source_order_id": SlotExtractor(_source_order_id, "no order to copy from was named"),
+    "summary": SlotExtractor(_summary, "nothing was said"),
 }
 """Every extractor a retail template may name."""

@@ -64,8 +64,28 @@ class IntentMatcher:
         ]
         self._ignore = [_phrase_pattern(p) for p in document.matching.ignore]
 
+    def candidates(self, text: str) -> list[Intent]:
+        """The intents ``text`` may ask for, widest coverage first (empty: none)."""
+        return [i for i, _ in self._left(text)]
+
     def match(self, text: str) -> Intent | CannotPlan:
         """Return the one intent ``text`` asks for, or why there is not exactly one."""
+        left = self._left(text)
+        if len(left) == 1:
+            return left[0][0]
+        if not left:
+            offers = "; ".join(i.description for i in self._document.intents)
+            return CannotPlan(reason=f"I could not tell what you want to do. I can: {offers}.")
+        names = "; ".join(f"{i.description} ({i.id})" for i, _ in left)
+        return CannotPlan(
+            reason=(
+                f"the request matches more than one thing I can do: {names}. "
+                "Ask for one thing at a time, and name it clearly."
+            ),
+            candidates=[i.id for i, _ in left],
+        )
+
+    def _left(self, text: str) -> list[tuple[Intent, frozenset[int]]]:
         normal = self._mask(text).lower()
         for rx in self._ignore:
             normal = rx.sub(lambda m: " " * len(m.group()), normal)
@@ -83,17 +103,5 @@ class IntentMatcher:
             for intent, cov in coverage
             if not any(cov < other for _, other in coverage)
         ]
-        if len(left) == 1:
-            return left[0][0]
-        if not left:
-            offers = "; ".join(i.description for i in self._document.intents)
-            return CannotPlan(reason=f"I could not tell what you want to do. I can: {offers}.")
         left.sort(key=lambda pair: -len(pair[1]))
-        names = "; ".join(f"{i.description} ({i.id})" for i, _ in left)
-        return CannotPlan(
-            reason=(
-                f"the request matches more than one thing I can do: {names}. "
-                "Ask for one thing at a time, and name it clearly."
-            ),
-            candidates=[i.id for i, _ in left],
-        )
+        return left

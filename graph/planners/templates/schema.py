@@ -9,7 +9,7 @@ extractors (known names, fields, identity forms) is checked by
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -87,6 +87,20 @@ class SlotSpec(_Model):
     needs: str | None = Field(
         default=None, description="What to ask for; defaults to the extractor's ``needs``."
     )
+    absent: bool = Field(
+        default=False,
+        description=(
+            "The intent is for requests that do not give this slot (an order found from "
+            "the items named, when no order id is given); no step uses it."
+        ),
+    )
+    scope: Literal["clause", "message"] = Field(
+        default="clause",
+        description=(
+            "Where the slot is read: its clause only, or (``message``) its clause and, "
+            "when the clause does not say, the whole message (who you are, the order)."
+        ),
+    )
 
 
 class ToolStepTemplate(_Model):
@@ -97,6 +111,13 @@ class ToolStepTemplate(_Model):
     args: dict[str, Any] = Field(default_factory=dict)
     depends_on: list[str] = Field(default_factory=list)
     description: str = ""
+    foreach: str | None = Field(
+        default=None,
+        description=(
+            "A list slot: the step is written once per element (ids ``<id>_1``, ``<id>_2`` "
+            "...), with ``{each.field}`` placeholders for the element."
+        ),
+    )
 
 
 class IdentifyStepTemplate(_Model):
@@ -123,6 +144,33 @@ class Intent(_Model):
     triggers: Triggers
     slots: dict[str, SlotSpec] = Field(default_factory=dict)
     steps: list[StepTemplate] = Field(min_length=1)
+    group: str | None = Field(
+        default=None,
+        description=(
+            "Intents of one group read the same words in different ways (an item change "
+            "of a delivered or of a pending order); the request's cues decide between them."
+        ),
+    )
+    cues: list[str] = Field(
+        default_factory=list, description="Phrases that are evidence for this intent."
+    )
+    decided_by: str = Field(default="", description="What would show it is this intent.")
+    once_per: str | None = Field(
+        default=None,
+        description="A slot; one plan holds this intent at most once per value of it.",
+    )
+    hands_off: bool = Field(
+        default=False,
+        description=(
+            "The intent hands the request (or the part the tools cannot serve) to a human: "
+            "it is planned with the writes of the message, after all of them."
+        ),
+    )
+
+    @field_validator("cues")
+    @classmethod
+    def _clean_cues(cls, value: list[str]) -> list[str]:
+        return _clean_phrases(value)
 
 
 class ExtractorDoc(_Model):
@@ -159,13 +207,74 @@ class Matching(_Model):
         return _clean_phrases(value)
 
 
+class Clauses(_Model):
+    """How a message is cut into clauses, and which clauses hold a condition."""
+
+    description: str = ""
+    split_before: list[str] = Field(
+        default_factory=list, description="Phrases that start a new clause."
+    )
+    conditions: list[str] = Field(
+        default_factory=list, description="Phrases that make a clause conditional."
+    )
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Conditional openings that only say what to do when the first choice does "
+            "not exist ('if there is no ...'): such a clause is left out and the first "
+            "choice planned; its selection fails before any write when nothing matches."
+        ),
+    )
+
+    questions: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Phrases that make a clause a question that must not act ('do not process "
+            "anything'): the clause is left out, whatever intent its words match."
+        ),
+    )
+
+    negations: list[str] = Field(
+        default_factory=list,
+        description="Words that negate a verb of `negated` a few words after them.",
+    )
+    negated: list[str] = Field(
+        default_factory=list, description="The verbs a negation makes a refusal ('cancel')."
+    )
+    retractions: list[str] = Field(
+        default_factory=list,
+        description="Phrases that take a request back ('never mind'): nothing is planned.",
+    )
+
+    @field_validator(
+        "split_before",
+        "conditions",
+        "fallbacks",
+        "questions",
+        "negations",
+        "negated",
+        "retractions",
+    )
+    @classmethod
+    def _clean(cls, value: list[str]) -> list[str]:
+        return _clean_phrases(value)
+
+
 class TemplateDocument(_Model):
     """A template document."""
 
     version: str = Field(min_length=1, description="The document's own version label.")
     description: str = ""
     matching: Matching = Field(default_factory=Matching)
+    clauses: Clauses = Field(default_factory=Clauses)
     phrases: dict[str, list[str]] = Field(default_factory=dict)
+    selections: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Named JMESPath queries (and shared selection params) the steps use, as YAML "
+            "anchors; only the steps that name them count."
+        ),
+    )
     extractors: dict[str, ExtractorDoc]
     identity: Identity
     intents: list[Intent] = Field(min_length=1)

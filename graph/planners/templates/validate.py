@@ -10,7 +10,9 @@ with ``forms``; the document's ``identity.forms`` must write exactly those forms
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
+from graph.planners.templates.compose import FOREACH, SELECT
 from graph.planners.templates.placeholders import Known, check_text, check_value, whole
 from graph.planners.templates.schema import IdentifyStepTemplate, Intent, TemplateDocument
 from guards.plan import iter_refs
@@ -50,6 +52,11 @@ def check_document(doc: TemplateDocument, extractors: Extractors) -> list[str]:
         for arg, value in spec.args.items():
             problems += check_value(value, f"identity.forms.{form}.args.{arg}", known)
         problems += check_text(spec.description, f"identity.forms.{form}.description", known)
+    clauses = doc.clauses
+    for label, phrases in (("negations", clauses.negations), ("negated", clauses.negated)):
+        for p in phrases:
+            if p.startswith("@") and p[1:] not in doc.phrases:
+                problems.append(f"clauses.{label} names unknown phrase list {p!r}")
     ids: set[str] = set()
     for intent in doc.intents:
         if intent.id in ids:
@@ -86,6 +93,108 @@ def _slot_checker(
     return known
 
 
+def _description_checker(slots: Known, foreach: str | None) -> Known:
+    """Placeholders of a description: the slots, and ``{each...}`` in a foreach step."""
+
+    def known(name: str, field: str | None) -> str | None:
+        if name == "each" and foreach is not None:
+            return None
+        return slots(name, field)
+
+    return known
+
+
+def _each_fields(
+    slot: str | None, intent: Intent, extractors: Extractors, where: str, problems: list[str]
+) -> tuple[str, ...] | None:
+    """The element fields of a ``foreach`` slot (``None`` when there is none)."""
+    if slot is None:
+        return None
+    spec = intent.slots.get(slot)
+    ext = extractors.get(spec.extractor) if spec is not None else None
+    if spec is None or ext is None:
+        problems.append(f"{where}: foreach names unknown slot {slot!r}")
+        return ()
+    return ext.fields
+
+
+def _check_arg(
+    value: Any,
+    where: str,
+    intent: Intent,
+    extractors: Extractors,
+    used: set[str],
+    seen: list[str],
+    foreach: str | None,
+    each: tuple[str, ...] | None,
+    *,
+    top: bool = False,
+) -> list[str]:
+    """Check one argument value: placeholders, ``$foreach``, selections and references."""
+    problems: list[str] = []
+    if isinstance(value, dict) and FOREACH in value:
+        slot = value[FOREACH]
+        fields = _each_fields(slot, intent, extractors, where, problems)
+        if isinstance(slot, str):
+            used.add(slot)
+        if set(value) != {FOREACH, "value"}:
+            problems.append(f"{where}: a $foreach has exactly the keys $foreach and value")
+            return problems
+        return problems + _check_arg(
+            value["value"], f"{where}.value", intent, extractors, used, seen, slot, fields
+        )
+    if isinstance(value, dict) and SELECT in value:
+        target = value[SELECT]
+        if not isinstance(target, str) or target not in seen:
+            problems.append(f"{where}: $select {target!r} is not an earlier step")
+        elif target in _per_element(intent) and each is None:
+            problems.append(
+                f"{where}: step {target!r} is written per element; select it inside one"
+            )
+        if not isinstance(value.get("query"), str) or not value["query"].strip():
+            problems.append(f"{where}: a selection needs a query (JMESPath)")
+        unknown = set(value) - {SELECT, "query", "take", "params"}
+        if unknown:
+            problems.append(f"{where}: a selection has no key {', '.join(sorted(unknown))}")
+        for name, param in (value.get("params") or {}).items():
+            problems += _check_arg(
+                param, f"{where}.params.{name}", intent, extractors, used, seen, foreach, each
+            )
+        return problems
+    if isinstance(value, dict):
+        for k, v in value.items():
+            problems += _check_arg(v, f"{where}.{k}", intent, extractors, used, seen, foreach, each)
+        return problems
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            problems += _check_arg(v, f"{where}.{i}", intent, extractors, used, seen, foreach, each)
+        return problems
+    found = whole(value)
+    if found is not None and found[0] == "each":
+        if each is None:
+            return [f"{where}: {{each...}} is only known inside a foreach"]
+        if found[1] is not None and found[1] not in each:
+            return [f"{where}: the elements have no field {found[1]!r} ({', '.join(each)})"]
+        return []
+    checker = _slot_checker(intent, extractors, used, top or found is not None)
+    problems += check_value(value, where, checker)
+    for text, ref_step, _ in iter_refs(value):
+        if not ref_step:
+            problems.append(f"{where}: {text!r} is not a valid reference")
+        elif ref_step not in seen:
+            problems.append(f"{where}: {text!r} does not refer to an earlier step")
+        elif ref_step in _per_element(intent) and each is None:
+            problems.append(
+                f"{where}: step {ref_step!r} is written per element; name it inside one"
+            )
+    return problems
+
+
+def _per_element(intent: Intent) -> set[str]:
+    """The ids of the intent's steps written once per element (``foreach``)."""
+    return {s.id for s in intent.steps if getattr(s, "foreach", None) is not None}
+
+
 def _check_intent(intent: Intent, doc: TemplateDocument, extractors: Extractors) -> list[str]:
     where = f"intent {intent.id!r}"
     problems: list[str] = []
@@ -119,7 +228,11 @@ def _check_intent(intent: Intent, doc: TemplateDocument, extractors: Extractors)
             if dep not in seen:
                 problems.append(f"{sw}: depends_on {dep!r} is not an earlier step")
         problems += check_text(
-            step.description, f"{sw} description", _slot_checker(intent, extractors, set(), True)
+            step.description,
+            f"{sw} description",
+            _description_checker(
+                _slot_checker(intent, extractors, set(), True), getattr(step, "foreach", None)
+            ),
         )
         if isinstance(step, IdentifyStepTemplate):
             used.add(step.identify)
@@ -132,17 +245,16 @@ def _check_intent(intent: Intent, doc: TemplateDocument, extractors: Extractors)
             elif not slot.required:
                 problems.append(f"{sw}: identify slot {step.identify!r} must be required")
         else:
+            each = _each_fields(step.foreach, intent, extractors, sw, problems)
             for arg, value in step.args.items():
                 aw = f"{sw} args.{arg}"
-                checker = _slot_checker(intent, extractors, used, whole(value) is not None)
-                problems += check_value(value, aw, checker)
-                for text, ref_step, _ in iter_refs(value):
-                    if not ref_step:
-                        problems.append(f"{aw}: {text!r} is not a valid reference")
-                    elif ref_step not in seen:
-                        problems.append(f"{aw}: {text!r} does not refer to an earlier step")
+                problems += _check_arg(
+                    value, aw, intent, extractors, used, seen, step.foreach, each, top=True
+                )
         seen.append(step.id)
-    for name in intent.slots:
-        if name not in used:
+    for name, spec in intent.slots.items():
+        if spec.absent and name in used:
+            problems.append(f"{where}: slot {name!r} is absent by definition; no step may use it")
+        elif name not in used and not spec.absent:
             problems.append(f"{where}: slot {name!r} is never used by a step")
     return problems

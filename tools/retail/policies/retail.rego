@@ -284,12 +284,16 @@ deny contains violation(s, "return.refund_method", msg) if {
 
 # Scope of the agent --------------------------------------------------------------------
 
+# A transfer hands a human the part of a request the tools cannot serve: it may follow the
+# writes that served the rest (it depends on each of them), but no write may run beside or
+# after it.
 deny contains violation(s, "transfer.out_of_scope", msg) if {
 	some s in steps
 	s.tool == "transfer_to_human_agents"
 	some w in steps
 	is_write(w)
-	msg := "a transfer to a human is only for requests the tools cannot serve, but this plan also changes data"
+	not w.id in s.ancestors
+	msg := sprintf("a transfer to a human comes after every change the tools make; %s does not run before it", [w.id])
 }
 
 # Operator rules ------------------------------------------------------------------------

@@ -136,9 +136,29 @@ test_identity_is_required if {
 	"identity.required" in rules
 }
 
-test_transfer_with_writes_is_denied if {
+test_transfer_after_the_writes_is_allowed if {
+	rules := {v.rule |
+		some v in retail.deny with input.plan.steps as [who, step("w", "cancel_pending_order"), {"id": "t", "tool": "transfer_to_human_agents", "ancestors": ["who", "w"]}]
+			with input.catalog as object.union(catalog_fixture, {})
+			with input.config as object.union(config_fixture, {})
+			with input.facts as facts({"who": who_fact, "w": fact({"order_id": "#W1", "reason": "no longer needed"}), "t": fact({"summary": "x"})})
+	}
+	not "transfer.out_of_scope" in rules
+}
+
+test_transfer_beside_a_write_is_denied if {
 	rules := {v.rule |
 		some v in retail.deny with input.plan.steps as [who, step("w", "cancel_pending_order"), step("t", "transfer_to_human_agents")]
+			with input.catalog as object.union(catalog_fixture, {})
+			with input.config as object.union(config_fixture, {})
+			with input.facts as facts({"who": who_fact, "w": fact({"order_id": "#W1", "reason": "no longer needed"}), "t": fact({"summary": "x"})})
+	}
+	"transfer.out_of_scope" in rules
+}
+
+test_write_after_a_transfer_is_denied if {
+	rules := {v.rule |
+		some v in retail.deny with input.plan.steps as [who, {"id": "t", "tool": "transfer_to_human_agents", "ancestors": ["who"]}, {"id": "w", "tool": "cancel_pending_order", "ancestors": ["who", "t"]}]
 			with input.catalog as object.union(catalog_fixture, {})
 			with input.config as object.union(config_fixture, {})
 			with input.facts as facts({"who": who_fact, "w": fact({"order_id": "#W1", "reason": "no longer needed"}), "t": fact({"summary": "x"})})
