@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,6 +41,17 @@ class LedgerRow:
     error: str | None
     started_at: float
     finished_at: float | None
+
+
+@dataclass(frozen=True)
+class ReadRecord:
+    """A read step that already ran (in a verification's snapshot), to record as succeeded."""
+
+    step_id: str
+    tool: str
+    args: dict[str, Any]
+    output: Any
+    output_hash: str
 
 
 class Ledger:
@@ -121,6 +132,67 @@ class Ledger:
             "error": error,
         }
         AuditLog(self.conn).append(decision_id, "steps", "outcome", body)
+
+    def record_reads(
+        self, decision_id: str, reads: list[ReadRecord], read_tools: Collection[str]
+    ) -> set[str]:
+        """Record reads that already ran as ``succeeded``, journal included (caller's transaction).
+
+        A step that has a row keeps it, unless that row is a succeeded read (``read_tools``
+        names the read tools): a plan verified again records what it read last. A write's
+        row, or a step that is running or failed, is never touched.
+
+        Returns:
+            The ids of the steps recorded.
+        """
+        existing = {
+            str(r[0]): (str(r[1]), str(r[2]))
+            for r in self.conn.execute(
+                "SELECT step_id, tool, status FROM ledger WHERE decision_id = ?", (decision_id,)
+            ).fetchall()
+        }
+        chosen = [
+            r
+            for r in reads
+            if r.step_id not in existing
+            or (existing[r.step_id][1] == "succeeded" and existing[r.step_id][0] in read_tools)
+        ]
+        if not chosen:
+            return set()
+        now = time.time()
+        self.conn.executemany(
+            "INSERT INTO ledger (decision_id, step_id, tool, args, status, attempts, output,"
+            " output_hash, changes, error, started_at, finished_at)"
+            " VALUES (?, ?, ?, ?, 'succeeded', 1, ?, ?, '[]', NULL, ?, ?)"
+            " ON CONFLICT (decision_id, step_id) DO UPDATE SET tool = excluded.tool,"
+            " args = excluded.args, attempts = 1, output = excluded.output,"
+            " output_hash = excluded.output_hash, changes = '[]', error = NULL,"
+            " started_at = excluded.started_at, finished_at = excluded.finished_at"
+            " WHERE ledger.status = 'succeeded'",
+            [
+                (
+                    decision_id,
+                    r.step_id,
+                    r.tool,
+                    json.dumps(r.args, sort_keys=True),
+                    json.dumps(r.output),
+                    r.output_hash,
+                    now,
+                    now,
+                )
+                for r in chosen
+            ],
+        )
+        body = {"status": "succeeded", "attempts": 1, "changes": _hash([]), "error": None}
+        AuditLog(self.conn).append_many(
+            decision_id,
+            "steps",
+            [
+                ("outcome", {"step_id": r.step_id, "output_hash": r.output_hash, **body})
+                for r in chosen
+            ],
+        )
+        return {r.step_id for r in chosen}
 
     def mark_compensated(self, decision_id: str, step_id: str) -> None:
         """Record that a succeeded step's effects were undone (journal included)."""

@@ -268,24 +268,28 @@ def _result(
             error=error,
             attempts=attempts,
         )
+    return succeeded(
+        call.decision_id, call.step_id, call.entry.spec.name, output, attempts, inline_limit
+    )
+
+
+def succeeded(
+    decision_id: str, step_id: str, tool: str, output: Any, attempts: int, inline_limit: int
+) -> StepResult:
+    """The result record of a succeeded step: its output inline, or by reference when large."""
     size = len(canonical_json(output).encode())
     digest = content_hash(output, 64)
     if size > inline_limit:
         return StepResult(
-            step_id=call.step_id,
-            tool=call.entry.spec.name,
+            step_id=step_id,
+            tool=tool,
             ok=True,
             output_hash=digest,
-            output_ref=f"ledger:{call.decision_id}/{call.step_id}",
+            output_ref=f"ledger:{decision_id}/{step_id}",
             attempts=attempts,
         )
     return StepResult(
-        step_id=call.step_id,
-        tool=call.entry.spec.name,
-        ok=True,
-        output=output,
-        output_hash=digest,
-        attempts=attempts,
+        step_id=step_id, tool=tool, ok=True, output=output, output_hash=digest, attempts=attempts
     )
 
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from checkpoints.factory import Stores
-from checkpoints.ledger import Ledger
+from checkpoints.ledger import Ledger, ReadRecord
 from graph import events
 from graph.context import ReplayMode
-from graph.engine import StepCall, ledger_output, run_step
+from graph.engine import StepCall, ledger_output, run_step, succeeded
 from graph.errors import StepNotRun
 from graph.review import digest, still_authorised
 from graph.services import Services
 from graph.state import State, StepResult
 from guards.errors import ReferenceUnresolved
-from guards.plan import Plan, Step, dependencies, resolve_refs
+from guards.facts import Read
+from guards.plan import Plan, Step, content_hash, dependencies, resolve_refs
 from guards.policy import to_verdict
 
 
@@ -31,6 +32,44 @@ def next_ready(plan: Plan, results: dict[str, StepResult]) -> Step | None:
         if all(d in results and results[d].ok for d in dependencies(step)):
             return step
     return None
+
+
+def record_reads(
+    services: Services, decision_id: str, plan: Plan, reads: dict[str, Read]
+) -> dict[str, StepResult]:
+    """Record the reads verify ran in its snapshot as executed steps, in one transaction.
+
+    Each becomes a ``succeeded`` ledger row with its outcome in the journal, as if the
+    engine had run it; the returned results go into the run's state, so execution does not
+    call those tools again. A step whose ledger row cannot be replaced (see
+    :meth:`checkpoints.ledger.Ledger.record_reads`) is left to execution, which serves its
+    recorded outcome.
+    """
+    if not reads:
+        return {}
+    ordered = [s for s in plan.steps if s.id in reads]
+    records = [
+        ReadRecord(
+            step_id=s.id,
+            tool=reads[s.id].tool,
+            args=reads[s.id].args,
+            output=reads[s.id].output,
+            output_hash=content_hash(reads[s.id].output, 64),
+        )
+        for s in ordered
+    ]
+    read_tools = {n for n, e in services.catalog.entries.items() if e.spec.effect == "read"}
+    stores = services.stores
+    with stores.lock, stores.domain.transaction(write=True):
+        done = Ledger(stores.domain).record_reads(decision_id, records, read_tools)
+    limit = services.settings.inline_limit
+    results: dict[str, StepResult] = {}
+    for s in ordered:
+        if s.id in done:
+            read = reads[s.id]
+            results[s.id] = succeeded(decision_id, s.id, read.tool, read.output, 1, limit)
+            events.step_finished(read.tool, True, read.seconds)
+    return results
 
 
 def ledgered_steps(stores: Stores, decision_id: str) -> set[str]:

@@ -16,7 +16,7 @@ from langgraph.types import Overwrite, interrupt
 from graph import events
 from graph.compensation import undo_writes
 from graph.context import Context
-from graph.execution import execute_step, ledgered_steps, next_ready
+from graph.execution import execute_step, ledgered_steps, next_ready, record_reads
 from graph.faults import pause_point
 from graph.provenance import journal_verdict
 from graph.review import grant, granted_steps, judge_answer, review_request, still_authorised
@@ -145,8 +145,19 @@ class Nodes:
         journal_verdict(services, state["decision_id"], current, judgement.verdict, judgement)
         if judgement.verdict.outcome == "deny":
             events.plan_denied(judgement)
-            return self._refuse(state, judgement.verdict)
-        return {"verdict": judgement.verdict, "status": "verified"}
+            refused = self._refuse(state, judgement.verdict)
+            if state.get("results"):
+                refused["results"] = Overwrite({})  # reads recorded for an earlier plan
+            return refused
+        update: dict[str, Any] = {"verdict": judgement.verdict, "status": "verified"}
+        if judgement.verdict.outcome == "allow" and _replay(runtime) == "off":
+            # Read once: the reads verify ran in its snapshot are this run's results (and
+            # ledger rows); execution runs only what is left. A plan that waits for a
+            # reviewer runs nothing before the answer, and a replay serves the ledger.
+            update["results"] = Overwrite(
+                record_reads(services, state["decision_id"], current, judgement.reads)
+            )
+        return update
 
     def _refuse(self, state: State, verdict: Verdict) -> dict[str, Any]:
         planner = self.services.planner_for(state.get("asked_plan"))
@@ -263,12 +274,35 @@ class Nodes:
         }
 
     def execute(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-        """Run the next ready step (one step per super-step, so each is its own checkpoint)."""
+        """Run the next ready step; ready reads after it run in the same super-step.
+
+        A write is always a super-step of its own (its own checkpoint).
+        """
         pause_point("node:execute")
-        step = next_ready(_plan(state), state.get("results") or {})
+        current = _plan(state)
+        results = dict(state.get("results") or {})
+        step = next_ready(current, results)
         if step is None:
             raise RuntimeError("execute reached with no ready step")
-        return execute_step(state, step, self.services, _replay(runtime))  # type: ignore[arg-type]
+        replay = _replay(runtime)
+        ran: dict[str, Any] = {}
+        while step is not None:
+            now: State = {**state, "results": results}
+            update = execute_step(now, step, self.services, replay)  # type: ignore[arg-type]
+            result = (update.get("results") or {}).get(step.id)
+            if result is None or set(update) - {"results", "status"} or not result.ok:
+                return {**update, "results": {**ran, **update.get("results", {})}}
+            ran[step.id] = results[step.id] = result
+            if not self._reads(step.tool):
+                break
+            step = next_ready(current, results)
+            if step is not None and not self._reads(step.tool):
+                break
+        return {"status": "executing", "results": ran}
+
+    def _reads(self, tool: str) -> bool:
+        entry = self.services.catalog.get(tool)
+        return entry is not None and entry.spec.effect == "read"
 
     @events.recorded
     def compensate(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:

@@ -10,12 +10,14 @@ on a write step's output cannot be resolved before execution and are reported as
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from guards.errors import ReferenceUnresolved
-from guards.plan import Plan, content_hash, dependency_order, resolve_refs
+from guards.plan import Plan, ancestors, content_hash, dependency_order, resolve_refs
 from tools.catalog import Catalog, ToolError
 from tools.domain import DomainPlugin
 
@@ -35,6 +37,38 @@ class DomainChanged(RuntimeError):
     """A read tool wrote to the domain while facts were read: a catalog bug, never data."""
 
 
+@dataclass(frozen=True)
+class Read:
+    """A read step run while the facts were read, as execution would have run it.
+
+    Attributes:
+        tool: The read tool.
+        args: Its arguments, references resolved.
+        output: What it returned.
+        seconds: How long the call took.
+    """
+
+    tool: str
+    args: dict[str, Any]
+    output: Any
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The facts of a plan and the reads that produced them, from one snapshot.
+
+    Attributes:
+        facts: The policy's facts (see :func:`resolve_facts`).
+        reads: The read steps that ran and succeeded and that no write step precedes (their
+            result cannot change before they would run), by step id. Execution may use
+            them instead of calling the tools again.
+    """
+
+    facts: dict[str, Any]
+    reads: dict[str, Read] = field(default_factory=dict)
+
+
 def resolve_facts(
     plan: Plan,
     catalog: Catalog,
@@ -44,6 +78,27 @@ def resolve_facts(
     known_outputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the facts for ``plan``: per-step resolved arguments, and the domain's sections.
+
+    See :func:`read_plan`, which also returns the reads it ran.
+
+    Raises:
+        DomainChanged: a read tool wrote to the domain.
+    """
+    return read_plan(plan, catalog, domain, conn, lock, known_outputs).facts
+
+
+def read_plan(
+    plan: Plan,
+    catalog: Catalog,
+    domain: DomainPlugin,
+    conn: Snapshots,
+    lock: threading.RLock,
+    known_outputs: Mapping[str, Any] | None = None,
+) -> Reading:
+    """Read the facts for ``plan`` (per-step resolved arguments, the domain's sections).
+
+    Every read runs in one read-only snapshot, so the facts and the recorded reads are one
+    consistent view of the domain.
 
     Args:
         plan: The plan to judge.
@@ -59,6 +114,8 @@ def resolve_facts(
     """
     known = dict(known_outputs or {})
     provider = domain.facts
+    after_write = _after_a_write(plan, catalog)
+    reads: dict[str, Read] = {}
     step_facts: dict[str, dict[str, Any]] = {}
     outputs: dict[str, Any] = {}
     sections: dict[str, dict[str, Any]] = {name: {} for name in provider.sections()}
@@ -78,7 +135,11 @@ def resolve_facts(
                 outputs[step.id] = known[step.id]
             elif entry is not None and entry.spec.effect == "read":
                 try:
+                    started = time.monotonic()
                     outputs[step.id] = entry.tool.invoke({**args, "db": store})
+                    if step.id not in after_write:
+                        seconds = time.monotonic() - started
+                        reads[step.id] = Read(step.tool, args, outputs[step.id], seconds)
                 except ToolError as exc:
                     record["error"] = exc.message
                 except ValueError as exc:  # arguments the contracts already refused
@@ -89,7 +150,17 @@ def resolve_facts(
             provider.collect(store, args, identity, sections)
         if store.take_changes():
             raise DomainChanged("a read tool changed the domain while facts were resolved")
-    return {"steps": step_facts, **sections}
+    return Reading(facts={"steps": step_facts, **sections}, reads=reads)
+
+
+def _after_a_write(plan: Plan, catalog: Catalog) -> set[str]:
+    """Ids of the steps that depend, directly or not, on a write step (or an unknown tool)."""
+    writes = {
+        s.id
+        for s in plan.steps
+        if (entry := catalog.get(s.tool)) is None or entry.spec.effect != "read"
+    }
+    return {sid for sid, before in ancestors(plan).items() if writes.intersection(before)}
 
 
 def facts_hash(facts: Mapping[str, Any]) -> str:
