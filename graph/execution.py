@@ -7,8 +7,10 @@ once. Steps already in the ledger (a resumed or replayed run) serve their record
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from checkpoints.db import Domain
 from checkpoints.factory import Stores
 from checkpoints.ledger import Ledger, ReadRecord
 from graph import events
@@ -35,7 +37,11 @@ def next_ready(plan: Plan, results: dict[str, StepResult]) -> Step | None:
 
 
 def record_reads(
-    services: Services, decision_id: str, plan: Plan, reads: dict[str, Read]
+    services: Services,
+    decision_id: str,
+    plan: Plan,
+    reads: dict[str, Read],
+    journal: Callable[[Domain], object] | None = None,
 ) -> dict[str, StepResult]:
     """Record the reads verify ran in its snapshot as executed steps, in one transaction.
 
@@ -43,9 +49,9 @@ def record_reads(
     engine had run it; the returned results go into the run's state, so execution does not
     call those tools again. A step whose ledger row cannot be replaced (see
     :meth:`checkpoints.ledger.Ledger.record_reads`) is left to execution, which serves its
-    recorded outcome.
+    recorded outcome. ``journal`` runs first in the same transaction (the verdict's entry).
     """
-    if not reads:
+    if not reads and journal is None:
         return {}
     ordered = [s for s in plan.steps if s.id in reads]
     records = [
@@ -61,6 +67,8 @@ def record_reads(
     read_tools = {n for n, e in services.catalog.entries.items() if e.spec.effect == "read"}
     stores = services.stores
     with stores.lock, stores.domain.transaction(write=True):
+        if journal is not None:
+            journal(stores.domain)
         done = Ledger(stores.domain).record_reads(decision_id, records, read_tools)
     limit = services.settings.inline_limit
     results: dict[str, StepResult] = {}

@@ -13,12 +13,14 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite, interrupt
 
+from checkpoints.audit import AuditLog
+from checkpoints.db import Domain
 from graph import events
 from graph.compensation import undo_writes
 from graph.context import Context
 from graph.execution import execute_step, ledgered_steps, next_ready, record_reads
 from graph.faults import pause_point
-from graph.provenance import journal_verdict
+from graph.provenance import journal_verdict, verdict_body
 from graph.review import grant, granted_steps, judge_answer, review_request, still_authorised
 from graph.services import Services
 from graph.state import Pins, State
@@ -139,24 +141,36 @@ class Nodes:
             journal_verdict(services, state["decision_id"], current, verdict)
             return self._refuse(state, verdict)
         stores = services.stores
+        decision_id = state["decision_id"]
         judgement = services.verifier.verify(
             current, stores.domain, stores.lock, state.get("actor")
         )
-        journal_verdict(services, state["decision_id"], current, judgement.verdict, judgement)
+        update: dict[str, Any] = {"verdict": judgement.verdict, "status": "verified"}
+        if judgement.verdict.outcome == "allow" and _replay(runtime) == "off":
+            # Read once: the reads verify ran in its snapshot are this run's results (and
+            # ledger rows, committed with the verdict's journal entry); execution runs only
+            # what is left, and a plan with nothing left is complete. A plan that waits for
+            # a reviewer runs nothing before the answer, and a replay serves the ledger.
+            configurable = get_config().get("configurable") or {}
+            thread = configurable.get("thread_id")
+            body = verdict_body(current, judgement.verdict, judgement)
+
+            def journal(conn: Domain) -> object:
+                thread_id = str(thread) if thread is not None else None
+                return AuditLog(conn).append(decision_id, "steps", "verdict", body, thread_id)
+
+            results = record_reads(services, decision_id, current, judgement.reads, journal)
+            update["results"] = Overwrite(results)
+            if all(s.id in results for s in current.steps):
+                update |= {"status": "completed", "error": None}
+            return update
+        journal_verdict(services, decision_id, current, judgement.verdict, judgement)
         if judgement.verdict.outcome == "deny":
             events.plan_denied(judgement)
             refused = self._refuse(state, judgement.verdict)
             if state.get("results"):
                 refused["results"] = Overwrite({})  # reads recorded for an earlier plan
             return refused
-        update: dict[str, Any] = {"verdict": judgement.verdict, "status": "verified"}
-        if judgement.verdict.outcome == "allow" and _replay(runtime) == "off":
-            # Read once: the reads verify ran in its snapshot are this run's results (and
-            # ledger rows); execution runs only what is left. A plan that waits for a
-            # reviewer runs nothing before the answer, and a replay serves the ledger.
-            update["results"] = Overwrite(
-                record_reads(services, state["decision_id"], current, judgement.reads)
-            )
         return update
 
     def _refuse(self, state: State, verdict: Verdict) -> dict[str, Any]:

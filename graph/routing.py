@@ -22,22 +22,19 @@ def after_plan(state: State) -> Literal["verify", "__end__"]:
     return "verify"
 
 
-def after_verify(state: State) -> Literal["plan", "approve", "execute", "finalize", "__end__"]:
+def after_verify(state: State) -> Literal["plan", "approve", "execute", "__end__"]:
     """Re-plan a fixable refusal, stop on a final one, ask a human or execute.
 
-    A plan whose every step verify already read (a read-only plan) has nothing to execute.
+    A plan whose every step verify already read (a read-only plan) is complete there.
     """
     verdict = state.get("verdict")
     if verdict is None:
         raise ImpossibleState("verify left no verdict")
+    if state.get("status") == "completed":
+        return "__end__"
     if verdict.outcome == "deny":
         return "plan" if verdict.fixable else "__end__"
-    if verdict.outcome == "needs_approval":
-        return "approve"
-    plan, results = state.get("plan"), state.get("results") or {}
-    if plan is not None and all(s.id in results and results[s.id].ok for s in plan.steps):
-        return "finalize"
-    return "execute"
+    return "approve" if verdict.outcome == "needs_approval" else "execute"
 
 
 def after_approve(state: State) -> Literal["verify", "execute", "__end__"]:
