@@ -257,6 +257,29 @@ def _call_with_timeout(call: StepCall, store: DomainStore, conn: Domain, timeout
         raise _Timeout() from None
 
 
+class ReadTimedOut(Exception):
+    """A read called by :func:`timed_read` ran past its catalog timeout (it was stopped)."""
+
+
+def timed_read(conn: Domain) -> Callable[[CatalogEntry, dict[str, Any]], Any]:
+    """A caller of read tools that enforces each tool's catalog timeout, as steps run.
+
+    The call runs on the engine's tool threads; past the timeout its statement on ``conn``
+    is cancelled and :class:`ReadTimedOut` is raised once the tool has returned.
+    """
+
+    def invoke(entry: CatalogEntry, arguments: dict[str, Any]) -> Any:
+        future = _TOOL_THREADS.submit(entry.tool.invoke, arguments)
+        try:
+            return future.result(timeout=entry.spec.timeout_s)
+        except concurrent.futures.TimeoutError:
+            conn.interrupt()
+            concurrent.futures.wait([future])
+            raise ReadTimedOut(entry.spec.name) from None
+
+    return invoke
+
+
 def _result(
     call: StepCall, ok: bool, output: Any, error: str | None, attempts: int, inline_limit: int
 ) -> StepResult:

@@ -15,13 +15,13 @@ from checkpoints.factory import Stores
 from checkpoints.ledger import Ledger, ReadRecord
 from graph import events
 from graph.context import ReplayMode
-from graph.engine import StepCall, ledger_output, run_step, succeeded
+from graph.engine import ReadTimedOut, StepCall, ledger_output, run_step, succeeded, timed_read
 from graph.errors import StepNotRun
 from graph.review import digest, still_authorised
 from graph.services import Services
 from graph.state import State, StepResult
 from guards.errors import ReferenceUnresolved
-from guards.facts import Read
+from guards.facts import DomainChanged, Read, read_plan
 from guards.plan import Plan, Step, content_hash, dependencies, resolve_refs
 from guards.policy import to_verdict
 
@@ -78,6 +78,40 @@ def record_reads(
             results[s.id] = succeeded(decision_id, s.id, read.tool, read.output, 1, limit)
             events.step_finished(read.tool, True, read.seconds)
     return results
+
+
+def read_ahead(state: State, services: Services) -> dict[str, StepResult]:
+    """Run every read that can run now in one snapshot, and record them in one transaction.
+
+    A read can run now when every step it depends on succeeded or is read in the same
+    pass (see :func:`guards.facts.read_plan`); each tool keeps its catalog timeout. The
+    results are recorded as :func:`record_reads` does. When the pass fails (a timeout, a
+    database error), nothing is recorded and an empty dict is returned: the steps then run
+    one by one through the engine, with its retries.
+    """
+    plan = state["plan"]
+    if plan is None:
+        raise RuntimeError("execute ran without a plan")
+    decision_id = state["decision_id"]
+    stores = services.stores
+    results = state.get("results") or {}
+    known = {sid: output_of(r, decision_id, stores) for sid, r in results.items() if r.ok}
+    failed: tuple[type[BaseException], ...] = (ReadTimedOut, DomainChanged, *stores.domain.errors)
+    try:
+        reading = read_plan(
+            plan,
+            services.catalog,
+            services.domain,
+            stores.domain,
+            stores.lock,
+            known,
+            collect=False,
+            invoke=timed_read(stores.domain),
+        )
+    except failed:
+        return {}
+    fresh = {sid: read for sid, read in reading.reads.items() if sid not in results}
+    return record_reads(services, decision_id, plan, fresh)
 
 
 def ledgered_steps(stores: Stores, decision_id: str) -> set[str]:

@@ -18,7 +18,13 @@ from checkpoints.db import Domain
 from graph import events
 from graph.compensation import undo_writes
 from graph.context import Context
-from graph.execution import execute_step, ledgered_steps, next_ready, record_reads
+from graph.execution import (
+    execute_step,
+    ledgered_steps,
+    next_ready,
+    read_ahead,
+    record_reads,
+)
 from graph.faults import pause_point
 from graph.provenance import journal_verdict, verdict_body
 from graph.review import grant, granted_steps, judge_answer, review_request, still_authorised
@@ -299,6 +305,11 @@ class Nodes:
         if step is None:
             raise RuntimeError("execute reached with no ready step")
         replay = _replay(runtime)
+        if replay == "off" and self._reads(step.tool):
+            # Every read that can run now, in one snapshot and one ledger transaction.
+            batch = read_ahead(state, self.services)
+            if step.id in batch:
+                return {"status": "executing", "results": batch}
         ran: dict[str, Any] = {}
         while step is not None:
             now: State = {**state, "results": results}

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from guards.errors import ReferenceUnresolved
-from guards.plan import Plan, ancestors, content_hash, dependency_order, resolve_refs
-from tools.catalog import Catalog, ToolError
+from guards.plan import Plan, content_hash, dependencies, dependency_order, resolve_refs
+from tools.catalog import Catalog, CatalogEntry, ToolError
 from tools.domain import DomainPlugin
 
 
@@ -31,6 +31,10 @@ class Snapshots(Protocol):
     def snapshot(self) -> AbstractContextManager[Any]:
         """Open a read-only snapshot for the block."""
         ...
+
+
+Invoke = Callable[[CatalogEntry, dict[str, Any]], Any]
+"""Calls one read tool with its arguments (the store included as ``db``)."""
 
 
 class DomainChanged(RuntimeError):
@@ -94,11 +98,16 @@ def read_plan(
     conn: Snapshots,
     lock: threading.RLock,
     known_outputs: Mapping[str, Any] | None = None,
+    *,
+    collect: bool = True,
+    invoke: Invoke | None = None,
 ) -> Reading:
     """Read the facts for ``plan`` (per-step resolved arguments, the domain's sections).
 
     Every read runs in one read-only snapshot, so the facts and the recorded reads are one
-    consistent view of the domain.
+    consistent view of the domain. A read is kept in :attr:`Reading.reads` when it
+    succeeded and every step it depends on is known or kept too (so never after a write
+    that has not run, nor after a failed step).
 
     Args:
         plan: The plan to judge.
@@ -108,13 +117,18 @@ def read_plan(
         lock: The lock that serialises use of ``conn``.
         known_outputs: Outputs of steps that already ran (at execution time); they are used
             instead of re-running those steps.
+        collect: Whether the facts provider collects the records the arguments name (not
+            needed when only the reads are wanted).
+        invoke: Calls a read tool (``entry, arguments with the store``); the tool's own
+            ``invoke`` when ``None``. An error it raises other than the tool's refusal
+            propagates (the snapshot is rolled back).
 
     Raises:
         DomainChanged: a read tool wrote to the domain.
     """
     known = dict(known_outputs or {})
     provider = domain.facts
-    after_write = _after_a_write(plan, catalog)
+    call = invoke or (lambda entry, arguments: entry.tool.invoke(arguments))
     reads: dict[str, Read] = {}
     step_facts: dict[str, dict[str, Any]] = {}
     outputs: dict[str, Any] = {}
@@ -136,14 +150,16 @@ def read_plan(
             elif entry is not None and entry.spec.effect == "read":
                 try:
                     started = time.monotonic()
-                    outputs[step.id] = entry.tool.invoke({**args, "db": store})
-                    if step.id not in after_write:
+                    outputs[step.id] = call(entry, {**args, "db": store})
+                    if all(d in known or d in reads for d in dependencies(step)):
                         seconds = time.monotonic() - started
                         reads[step.id] = Read(step.tool, args, outputs[step.id], seconds)
                 except ToolError as exc:
                     record["error"] = exc.message
                 except ValueError as exc:  # arguments the contracts already refused
                     record["error"] = str(exc).splitlines()[0]
+            if not collect:
+                continue
             identity = None
             if step.tool in provider.identity_tools and isinstance(outputs.get(step.id), str):
                 identity = record["output"] = outputs[step.id]
@@ -151,16 +167,6 @@ def read_plan(
         if store.take_changes():
             raise DomainChanged("a read tool changed the domain while facts were resolved")
     return Reading(facts={"steps": step_facts, **sections}, reads=reads)
-
-
-def _after_a_write(plan: Plan, catalog: Catalog) -> set[str]:
-    """Ids of the steps that depend, directly or not, on a write step (or an unknown tool)."""
-    writes = {
-        s.id
-        for s in plan.steps
-        if (entry := catalog.get(s.tool)) is None or entry.spec.effect != "read"
-    }
-    return {sid for sid, before in ancestors(plan).items() if writes.intersection(before)}
 
 
 def facts_hash(facts: Mapping[str, Any]) -> str:
