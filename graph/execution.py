@@ -88,6 +88,10 @@ def read_ahead(state: State, services: Services) -> dict[str, StepResult]:
     results are recorded as :func:`record_reads` does. When the pass fails (a timeout, a
     database error), nothing is recorded and an empty dict is returned: the steps then run
     one by one through the engine, with its retries.
+
+    A read the ledger already holds as succeeded (this step ran before a crash) is served
+    from its row, never read again: a read that comes before a write in the plan never
+    shows that write's effect.
     """
     plan = state["plan"]
     if plan is None:
@@ -96,6 +100,18 @@ def read_ahead(state: State, services: Services) -> dict[str, StepResult]:
     stores = services.stores
     results = state.get("results") or {}
     known = {sid: output_of(r, decision_id, stores) for sid, r in results.items() if r.ok}
+    limit = services.settings.inline_limit
+    with stores.lock:
+        rows = Ledger(stores.domain).rows(decision_id)
+    served: dict[str, StepResult] = {}
+    for row in rows:
+        entry = services.catalog.get(row.tool)
+        reads = entry is not None and entry.spec.effect == "read"
+        if reads and row.status == "succeeded" and row.step_id not in results:
+            served[row.step_id] = succeeded(
+                decision_id, row.step_id, row.tool, row.output, row.attempts, limit
+            )
+            known[row.step_id] = row.output
     failed: tuple[type[BaseException], ...] = (ReadTimedOut, DomainChanged, *stores.domain.errors)
     try:
         reading = read_plan(
@@ -110,8 +126,8 @@ def read_ahead(state: State, services: Services) -> dict[str, StepResult]:
         )
     except failed:
         return {}
-    fresh = {sid: read for sid, read in reading.reads.items() if sid not in results}
-    return record_reads(services, decision_id, plan, fresh)
+    fresh = {sid: read for sid, read in reading.reads.items() if sid not in known}
+    return {**served, **record_reads(services, decision_id, plan, fresh)}
 
 
 def ledgered_steps(stores: Stores, decision_id: str) -> set[str]:

@@ -294,9 +294,11 @@ class Nodes:
         }
 
     def execute(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-        """Run the next ready step; ready reads after it run in the same super-step.
+        """Run the next ready step, or every read that can run now, in one super-step.
 
-        A write is always a super-step of its own (its own checkpoint).
+        Reads run together (one snapshot, one ledger transaction, see
+        :func:`graph.execution.read_ahead`); a write is a super-step of its own, followed
+        by its own checkpoint.
         """
         pause_point("node:execute")
         current = _plan(state)

@@ -135,6 +135,8 @@ class Policy:
                     for s in plan.steps
                 ],
             },
+            # The entries of the tools the plan names: the rules look tools up by a step's
+            # tool, and the input stays small (the engine parses it on every decision).
             "catalog": {
                 name: {
                     "effect": entry.spec.effect,
@@ -142,7 +144,8 @@ class Policy:
                     "compensator": entry.spec.compensator,
                     "version": entry.spec.version,
                 }
-                for name, entry in catalog.entries.items()
+                for name in sorted({s.tool for s in plan.steps})
+                if (entry := catalog.entries.get(name)) is not None
             },
             "facts": dict(facts),
             "actor": {"id": actor or "anonymous"},

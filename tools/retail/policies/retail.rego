@@ -2,7 +2,7 @@
 #
 # Input (built by guards/policy.py):
 #   plan.steps[]      id, tool, ancestors (ids the step transitively depends on)
-#   catalog[tool]     effect ("read"/"write"), risk, compensator
+#   catalog[tool]     effect ("read"/"write"), risk, compensator (the tools the plan names)
 #   facts.steps[id]   args (resolved, or null), unresolved[], output (identity lookups), error
 #   facts.orders[id]  user_id, status, total, payment_method_id (first payment), items[]
 #   facts.users[id]   payment_methods[id].source/.balance
