@@ -177,10 +177,11 @@ class Ledger:
                     json.dumps(r.args, sort_keys=True),
                     json.dumps(r.output),
                     r.output_hash,
-                    now,
-                    now,
+                    # A microsecond apart, so the rows list in the order given (plan order).
+                    now + i * 1e-6,
+                    now + i * 1e-6,
                 )
-                for r in chosen
+                for i, r in enumerate(chosen)
             ],
         )
         body = {"status": "succeeded", "attempts": 1, "changes": _hash([]), "error": None}

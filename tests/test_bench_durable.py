@@ -52,6 +52,7 @@ def run(pg_uri: str) -> Iterator[Run]:
     """One small benchmark run (``--quick`` sizes, 1 and 2 callers, 2 processes)."""
     out = io.StringIO()
     argv = ["--quick", "--concurrency", ",".join(map(str, LEVELS)), "--processes", "2"]
+    argv += ["--scaling", "1,2"]
     with contextlib.redirect_stdout(out):
         results = main([*argv, "--uri", pg_uri])
     yield Run(results, out.getvalue(), pg_uri)
@@ -126,6 +127,24 @@ def test_throughput_covers_both_layouts(run: Run) -> None:
                 expected = level * QUICK.per_worker.get(level, 2)
                 assert rows[(workload, system, 1, level)]["decisions"] == expected
             assert rows[(workload, system, 2, max(LEVELS))]["per_s"] > 0
+
+
+def test_scaling_over_processes_keeps_every_write_exactly_once(run: Run) -> None:
+    rows = run.results.scaling
+    assert [(r["workload"], r["processes"]) for r in rows] == [
+        (w, p) for w in ("read", "write") for p in (1, 2)
+    ]
+    for row in rows:
+        assert row["decisions"] == max(LEVELS) * QUICK.per_worker.get(max(LEVELS), 2)
+        assert row["once"]["started"] == 0
+        if row["workload"] == "write":
+            n = row["decisions"]
+            assert (row["once"]["approvals"], row["once"]["claims"], row["once"]["writes"]) == (
+                n,
+                n,
+                n,
+            )
+    assert "3b. scaling" in run.out
 
 
 def test_the_breakdown_names_the_parts(run: Run) -> None:

@@ -15,7 +15,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from checkpoints.factory import redact
 from evals.bench_durable.baseline import build_raw_graph, drop_floor_table
 from evals.bench_durable.meter import Meter, StatementCounter
-from evals.bench_durable.pgstats import drop_walinspect, enable_walinspect, server_settings
+from evals.bench_durable.pgstats import (
+    drop_walinspect,
+    enable_walinspect,
+    once_counts,
+    server_settings,
+)
 from evals.bench_durable.phases import (
     SERIES,
     Results,
@@ -51,6 +56,9 @@ def parse_settings(argv: list[str] | None) -> tuple[argparse.Namespace, Settings
     )
     parser.add_argument("--processes", type=int, help="processes of the multi-process layout")
     parser.add_argument(
+        "--scaling", help="comma-separated worker process counts to scale over (e.g. 1,2,4)"
+    )
+    parser.add_argument(
         "--skip", default="", help="comma-separated phases to skip: throughput, profile"
     )
     args = parser.parse_args(argv)
@@ -61,6 +69,9 @@ def parse_settings(argv: list[str] | None) -> tuple[argparse.Namespace, Settings
         settings = dataclasses.replace(settings, concurrency=levels, per_worker=per_worker)
     if args.processes:
         settings = dataclasses.replace(settings, processes=args.processes)
+    if args.scaling is not None:
+        counts = tuple(int(p) for p in args.scaling.split(",") if p.strip())
+        settings = dataclasses.replace(settings, scaling=counts)
     most = max(settings.concurrency)
     if most > len(write_targets()):
         parser.error(f"at most {len(write_targets())} concurrent callers (write targets)")
@@ -129,6 +140,23 @@ def main(argv: list[str] | None = None) -> Results:
                             uri, series, settings.processes, top, settings.per_worker[top], warm
                         )
                     )
+
+            if settings.scaling and "throughput" not in skip:
+                top = max(settings.concurrency)
+                console.log(
+                    f"phase 3b: scaling over {', '.join(map(str, settings.scaling))} worker"
+                    f" processes at C={top}"
+                )
+                for series in ("read", "write"):
+                    for procs in settings.scaling:
+                        before = once_counts(pool)
+                        row = measure_processes(
+                            uri, series, procs, top, settings.per_worker[top], settings.warmup > 0
+                        )
+                        after = once_counts(pool)
+                        row["once"] = {k: after[k] - before[k] for k in after}
+                        row["once"]["started"] = after["started"]
+                        results.scaling.append(row)
 
             console.log("phase 4/5: verify latency")
             results.verify_ms = measure_verify(runner, settings.verify_runs)

@@ -200,3 +200,20 @@ def supersteps(pool: ConnectionPool[Any], thread_id: str) -> int:
             (thread_id,),
         ).fetchone()
     return int(row["n"]) + 1 if row and row["n"] is not None else 0
+
+
+def once_counts(pool: ConnectionPool[Any]) -> dict[str, int]:
+    """Counts that grow by one per write decision, and ledger rows left ``started``.
+
+    The first three are consumed approvals, review claims and succeeded write rows; a row
+    left ``started`` is a call with no outcome.
+    """
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM planbound.approvals) AS approvals,"
+            " (SELECT count(*) FROM planbound.review_claims) AS claims,"
+            " (SELECT count(*) FROM planbound.ledger WHERE status = 'succeeded'"
+            "  AND tool = 'modify_pending_order_address') AS writes,"
+            " (SELECT count(*) FROM planbound.ledger WHERE status = 'started') AS started"
+        ).fetchone()
+    return {k: int(v) for k, v in (row or {}).items()}

@@ -62,6 +62,9 @@ class Results:
             ``system``, ``layout``, ``processes``, ``concurrency``, ``decisions``,
             ``wall_s``, ``per_s``, ``p50_ms``, ``p95_ms``.
         verify_ms: Verify of the ten-step plan on the bench's stores, ms per run.
+        scaling: Throughput rows of planbound at the top concurrency by worker processes,
+            each with ``once`` (the write workload: approvals consumed, review claims,
+            succeeded writes and ledger rows left started, counted on the database).
         breakdown: Milliseconds per read decision, for ``planbound`` and ``raw``, keyed
             ``"<thread kind>|<category>"``, with ``wall`` (timed around each run).
         statement_sources: Statement calls per read decision by issuing component.
@@ -78,6 +81,7 @@ class Results:
     measured_decisions: dict[str, list[str]] = field(default_factory=dict)
     throughput: list[dict[str, Any]] = field(default_factory=list)
     verify_ms: list[float] = field(default_factory=list)
+    scaling: list[dict[str, Any]] = field(default_factory=list)
     breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
     statement_sources: dict[str, dict[str, float]] = field(default_factory=dict)
     profile: list[tuple[str, int, float, float]] = field(default_factory=list)

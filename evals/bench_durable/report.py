@@ -180,7 +180,7 @@ def best_dps(results: Results, workload: str, concurrency: int = TARGET_AT) -> d
     """The fastest planbound layout for ``workload`` at ``concurrency`` (empty if unmeasured)."""
     rows = [
         r
-        for r in results.throughput
+        for r in (*results.throughput, *results.scaling)
         if r["workload"] == workload
         and r["system"] == "planbound"
         and r["concurrency"] == concurrency
@@ -228,6 +228,46 @@ def print_throughput(console: Console, results: Results) -> None:
         f"{os.cpu_count()} cores that caps the machine at ~{1000 * (os.cpu_count() or 1) / cpu:.0f}"
         " read decisions/s before any other load"
     )
+
+
+def print_scaling(console: Console, results: Results) -> None:
+    """Table 3b: planbound decisions/s by worker processes on one database, exactly once."""
+    table = _table(
+        "3b. scaling: planbound at one concurrency, worker processes on one PostgreSQL (each "
+        "with its own stores); write decisions must each consume one approval, take one review "
+        "claim and leave one succeeded write",
+        (
+            "workload",
+            "processes",
+            "C",
+            "decisions",
+            "decisions/s",
+            "p50 ms",
+            "approvals / claims / writes",
+            "started rows",
+            "exactly once",
+        ),
+    )
+    for row in results.scaling:
+        once = row.get("once", {})
+        counts, ok = "", ""
+        if row["workload"] == "write":
+            n = row["decisions"]
+            got = (once.get("approvals"), once.get("claims"), once.get("writes"))
+            counts = " / ".join(str(v) for v in got)
+            ok = _mark(got == (n, n, n) and once.get("started") == 0)
+        table.add_row(
+            row["workload"],
+            str(row["processes"]),
+            str(row["concurrency"]),
+            str(row["decisions"]),
+            f"{row['per_s']:.1f}",
+            f"{row['p50_ms']:.0f}",
+            counts,
+            str(once.get("started", "")),
+            ok,
+        )
+    console.print(table)
 
 
 def print_written(console: Console, results: Results) -> None:
@@ -366,6 +406,8 @@ def print_report(console: Console, results: Results, profile_runs: int) -> None:
     print_supersteps(console, results)
     if results.throughput:
         print_throughput(console, results)
+    if results.scaling:
+        print_scaling(console, results)
     print_written(console, results)
     print_verify(console, results)
     if results.breakdown:

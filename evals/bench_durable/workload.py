@@ -121,6 +121,7 @@ class Settings:
         bytes_runs: Decisions (and raw runs) per workload whose writes are measured.
         profile_runs: Read decisions averaged for the time breakdown.
         verify_runs: Timed verifications of the ten-step plan.
+        scaling: Worker process counts for the scaling phase (empty: skipped).
         warmup: Untimed rounds before the latency rounds; with 0 the throughput workers
             are not warmed up either (a smoke run).
     """
@@ -133,6 +134,7 @@ class Settings:
     bytes_runs: int
     profile_runs: int
     verify_runs: int
+    scaling: tuple[int, ...] = ()
     warmup: int = 2
 
 
@@ -145,6 +147,7 @@ FULL = Settings(
     bytes_runs=10,
     profile_runs=5,
     verify_runs=200,
+    scaling=(1, 2, 4),
 )
 """The default run (a few minutes)."""
 
