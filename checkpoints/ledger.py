@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -133,55 +133,43 @@ class Ledger:
         }
         AuditLog(self.conn).append(decision_id, "steps", "outcome", body)
 
-    def record_reads(
-        self, decision_id: str, reads: list[ReadRecord], read_tools: Collection[str]
-    ) -> set[str]:
+    def record_reads(self, decision_id: str, reads: list[ReadRecord]) -> set[str]:
         """Record reads that already ran as ``succeeded``, journal included (caller's transaction).
 
-        A step that has a row keeps it, unless that row is a succeeded read (``read_tools``
-        names the read tools): a plan verified again records what it read last. A write's
-        row, or a step that is running or failed, is never touched.
+        Each row is born ``started`` and then given its outcome, as a call the engine runs
+        (the privileges and the trigger of ``deploy/roles.sql`` allow nothing else). A step
+        that already has a row keeps it untouched: an outcome, once recorded, stands.
 
         Returns:
             The ids of the steps recorded.
         """
         existing = {
-            str(r[0]): (str(r[1]), str(r[2]))
+            str(r[0])
             for r in self.conn.execute(
-                "SELECT step_id, tool, status FROM ledger WHERE decision_id = ?", (decision_id,)
+                "SELECT step_id FROM ledger WHERE decision_id = ?", (decision_id,)
             ).fetchall()
         }
-        chosen = [
-            r
-            for r in reads
-            if r.step_id not in existing
-            or (existing[r.step_id][1] == "succeeded" and existing[r.step_id][0] in read_tools)
-        ]
+        chosen = [r for r in reads if r.step_id not in existing]
         if not chosen:
             return set()
         now = time.time()
+        # A microsecond apart, so the rows list in the order given (plan order).
+        stamps = [now + i * 1e-6 for i in range(len(chosen))]
         self.conn.executemany(
-            "INSERT INTO ledger (decision_id, step_id, tool, args, status, attempts, output,"
-            " output_hash, changes, error, started_at, finished_at)"
-            " VALUES (?, ?, ?, ?, 'succeeded', 1, ?, ?, '[]', NULL, ?, ?)"
-            " ON CONFLICT (decision_id, step_id) DO UPDATE SET tool = excluded.tool,"
-            " args = excluded.args, attempts = 1, output = excluded.output,"
-            " output_hash = excluded.output_hash, changes = '[]', error = NULL,"
-            " started_at = excluded.started_at, finished_at = excluded.finished_at"
-            " WHERE ledger.status = 'succeeded'",
+            "INSERT INTO ledger (decision_id, step_id, tool, args, status, started_at)"
+            " VALUES (?, ?, ?, ?, 'started', ?)",
             [
-                (
-                    decision_id,
-                    r.step_id,
-                    r.tool,
-                    json.dumps(r.args, sort_keys=True),
-                    json.dumps(r.output),
-                    r.output_hash,
-                    # A microsecond apart, so the rows list in the order given (plan order).
-                    now + i * 1e-6,
-                    now + i * 1e-6,
-                )
-                for i, r in enumerate(chosen)
+                (decision_id, r.step_id, r.tool, json.dumps(r.args, sort_keys=True), at)
+                for r, at in zip(chosen, stamps, strict=True)
+            ],
+        )
+        self.conn.executemany(
+            "UPDATE ledger SET status = 'succeeded', attempts = 1, output = ?, output_hash = ?,"
+            " changes = '[]', error = NULL, finished_at = ?"
+            " WHERE decision_id = ? AND step_id = ? AND status = 'started'",
+            [
+                (json.dumps(r.output), r.output_hash, at, decision_id, r.step_id)
+                for r, at in zip(chosen, stamps, strict=True)
             ],
         )
         body = {"status": "succeeded", "attempts": 1, "changes": _hash([]), "error": None}

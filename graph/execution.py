@@ -47,9 +47,10 @@ def record_reads(
 
     Each becomes a ``succeeded`` ledger row with its outcome in the journal, as if the
     engine had run it; the returned results go into the run's state, so execution does not
-    call those tools again. A step whose ledger row cannot be replaced (see
-    :meth:`checkpoints.ledger.Ledger.record_reads`) is left to execution, which serves its
-    recorded outcome. ``journal`` runs first in the same transaction (the verdict's entry).
+    call those tools again. A step the ledger already holds keeps its row: a succeeded read
+    of the same call is served from it (a verify run again after a crash), anything else
+    is left to execution, which serves the recorded outcome. ``journal`` runs first in the
+    same transaction (the verdict's entry).
     """
     if not reads and journal is None:
         return {}
@@ -64,19 +65,24 @@ def record_reads(
         )
         for s in ordered
     ]
-    read_tools = {n for n, e in services.catalog.entries.items() if e.spec.effect == "read"}
     stores = services.stores
     with stores.lock, stores.domain.transaction(write=True):
         if journal is not None:
             journal(stores.domain)
-        done = Ledger(stores.domain).record_reads(decision_id, records, read_tools)
+        ledger = Ledger(stores.domain)
+        done = ledger.record_reads(decision_id, records)
+        held = {r.step_id: r for r in ledger.rows(decision_id)} if len(done) < len(records) else {}
     limit = services.settings.inline_limit
     results: dict[str, StepResult] = {}
     for s in ordered:
+        read = reads[s.id]
         if s.id in done:
-            read = reads[s.id]
             results[s.id] = succeeded(decision_id, s.id, read.tool, read.output, 1, limit)
             events.step_finished(read.tool, True, read.seconds)
+        elif (row := held.get(s.id)) is not None and (
+            row.status == "succeeded" and row.tool == read.tool and row.args == read.args
+        ):
+            results[s.id] = succeeded(decision_id, s.id, row.tool, row.output, row.attempts, limit)
     return results
 
 

@@ -105,7 +105,7 @@ def test_reads_of_a_plan_that_waits_for_a_reviewer_run_after_the_answer_in_one_s
     assert ["s1", "s2", "s3"] in after and after[-1] == ["s1", "s2", "s3", "s4"]
 
 
-def test_recording_reads_never_replaces_a_write_and_keeps_the_journal_chained(
+def test_recording_reads_never_touches_a_recorded_step_and_keeps_the_journal_chained(
     stores: Stores,
 ) -> None:
     ledger = Ledger(stores.domain)
@@ -115,17 +115,17 @@ def test_recording_reads_never_replaces_a_write_and_keeps_the_journal_chained(
     first = ReadRecord("r", "calculate", {"expression": "1"}, "1.0", content_hash("1.0", 64))
     again = ReadRecord("r", "calculate", {"expression": "2"}, "2.0", content_hash("2.0", 64))
     over = ReadRecord("w", "calculate", {"expression": "3"}, "3.0", content_hash("3.0", 64))
-    reads = {"calculate", "get_order_details"}
     with stores.lock, stores.domain.transaction(write=True):
-        assert ledger.record_reads("d1", [first, over], reads) == {"r"}
+        assert ledger.record_reads("d1", [first, over]) == {"r"}
     with stores.lock, stores.domain.transaction(write=True):
-        assert ledger.record_reads("d1", [again], reads) == {"r"}  # a read verified again
+        assert ledger.record_reads("d1", [again]) == set()  # an outcome, once recorded, stands
     with stores.lock:
         rows = {r.step_id: r for r in ledger.rows("d1")}
         journal = AuditLog(stores.domain).entries("d1")
     assert rows["w"].tool == "cancel_pending_order" and rows["w"].output == {"ok": 1}
-    assert rows["r"].output == "2.0" and rows["r"].args == {"expression": "2"}
-    assert [e.body["step_id"] for e in journal] == ["w", "r", "r"]
+    assert (rows["r"].status, rows["r"].attempts) == ("succeeded", 1)
+    assert rows["r"].output == "1.0" and rows["r"].args == {"expression": "1"}
+    assert [e.body["step_id"] for e in journal] == ["w", "r"]
     assert verify_chain(journal) == []
 
 
