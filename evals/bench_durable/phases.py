@@ -121,7 +121,14 @@ class Workloads:
         return self.turns[series]
 
     def run(self, series: str) -> tuple[str, str | None]:
-        """Run one of :data:`SERIES`; return its thread id and the decision id (planbound)."""
+        """Run one of :data:`SERIES`; return its thread id and the decision id (planbound).
+
+        Each planbound decision starts with the policy's memo emptied: the bench repeats
+        one plan on unchanged data, which a real workload does not, so no decision reuses
+        another's policy answers (within a decision, they are reused as in production).
+        """
+        if not series.startswith("raw_"):
+            self.runner.services.policy.forget()
         if series == "read":
             outcome = run_read(self.runner)
             return outcome["thread_id"], outcome["decision_id"]
