@@ -92,6 +92,54 @@ class AuditLog:
         )
         return Entry(decision_id, stream, n, thread_id, kind, encoded, now, prev, digest)
 
+    def append_many(
+        self,
+        decision_id: str,
+        stream: Stream,
+        entries: list[tuple[str, dict[str, Any]]],
+        thread_id: str | None = None,
+    ) -> list[Entry]:
+        """Append ``(kind, body)`` rows in order after the stream's last, in one statement.
+
+        Inside the caller's transaction, like :meth:`append`; the chain is the same as
+        appending them one by one.
+        """
+        if not entries:
+            return []
+        last = self.conn.execute(
+            "SELECT n, hash FROM audit_log WHERE decision_id = ? AND stream = ?"
+            " ORDER BY n DESC LIMIT 1",
+            (decision_id, stream),
+        ).fetchone()
+        n, prev = (int(last[0]), str(last[1])) if last is not None else (0, GENESIS)
+        now = time.time()
+        made: list[Entry] = []
+        for kind, body in entries:
+            n += 1
+            encoded = json.loads(json.dumps(body, sort_keys=True, default=str))
+            digest = _digest(decision_id, stream, n, thread_id, kind, encoded, now, prev)
+            made.append(Entry(decision_id, stream, n, thread_id, kind, encoded, now, prev, digest))
+            prev = digest
+        self.conn.executemany(
+            "INSERT INTO audit_log (decision_id, stream, n, thread_id, kind, body, recorded_at,"
+            " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    e.decision_id,
+                    e.stream,
+                    e.n,
+                    e.thread_id,
+                    e.kind,
+                    json.dumps(e.body),
+                    e.recorded_at,
+                    e.prev_hash,
+                    e.hash,
+                )
+                for e in made
+            ],
+        )
+        return made
+
     def append_now(
         self,
         decision_id: str,

@@ -43,6 +43,17 @@ class LedgerRow:
     finished_at: float | None
 
 
+@dataclass(frozen=True)
+class ReadRecord:
+    """A read step that already ran (in a verification's snapshot), to record as succeeded."""
+
+    step_id: str
+    tool: str
+    args: dict[str, Any]
+    output: Any
+    output_hash: str
+
+
 class Ledger:
     """Reads and writes ledger rows on a connection whose transactions the caller owns."""
 
@@ -121,6 +132,56 @@ class Ledger:
             "error": error,
         }
         AuditLog(self.conn).append(decision_id, "steps", "outcome", body)
+
+    def record_reads(self, decision_id: str, reads: list[ReadRecord]) -> set[str]:
+        """Record reads that already ran as ``succeeded``, journal included (caller's transaction).
+
+        Each row is born ``started`` and then given its outcome, as a call the engine runs
+        (the privileges and the trigger of ``deploy/roles.sql`` allow nothing else). A step
+        that already has a row keeps it untouched: an outcome, once recorded, stands.
+
+        Returns:
+            The ids of the steps recorded.
+        """
+        existing = {
+            str(r[0])
+            for r in self.conn.execute(
+                "SELECT step_id FROM ledger WHERE decision_id = ?", (decision_id,)
+            ).fetchall()
+        }
+        chosen = [r for r in reads if r.step_id not in existing]
+        if not chosen:
+            return set()
+        now = time.time()
+        # A microsecond apart, so the rows list in the order given (plan order).
+        stamps = [now + i * 1e-6 for i in range(len(chosen))]
+        self.conn.executemany(
+            "INSERT INTO ledger (decision_id, step_id, tool, args, status, started_at)"
+            " VALUES (?, ?, ?, ?, 'started', ?)",
+            [
+                (decision_id, r.step_id, r.tool, json.dumps(r.args, sort_keys=True), at)
+                for r, at in zip(chosen, stamps, strict=True)
+            ],
+        )
+        self.conn.executemany(
+            "UPDATE ledger SET status = 'succeeded', attempts = 1, output = ?, output_hash = ?,"
+            " changes = '[]', error = NULL, finished_at = ?"
+            " WHERE decision_id = ? AND step_id = ? AND status = 'started'",
+            [
+                (json.dumps(r.output), r.output_hash, at, decision_id, r.step_id)
+                for r, at in zip(chosen, stamps, strict=True)
+            ],
+        )
+        body = {"status": "succeeded", "attempts": 1, "changes": _hash([]), "error": None}
+        AuditLog(self.conn).append_many(
+            decision_id,
+            "steps",
+            [
+                ("outcome", {"step_id": r.step_id, "output_hash": r.output_hash, **body})
+                for r in chosen
+            ],
+        )
+        return {r.step_id for r in chosen}
 
     def mark_compensated(self, decision_id: str, step_id: str) -> None:
         """Record that a succeeded step's effects were undone (journal included)."""

@@ -257,6 +257,29 @@ def _call_with_timeout(call: StepCall, store: DomainStore, conn: Domain, timeout
         raise _Timeout() from None
 
 
+class ReadTimedOut(Exception):
+    """A read called by :func:`timed_read` ran past its catalog timeout (it was stopped)."""
+
+
+def timed_read(conn: Domain) -> Callable[[CatalogEntry, dict[str, Any]], Any]:
+    """A caller of read tools that enforces each tool's catalog timeout, as steps run.
+
+    The call runs on the engine's tool threads; past the timeout its statement on ``conn``
+    is cancelled and :class:`ReadTimedOut` is raised once the tool has returned.
+    """
+
+    def invoke(entry: CatalogEntry, arguments: dict[str, Any]) -> Any:
+        future = _TOOL_THREADS.submit(entry.tool.invoke, arguments)
+        try:
+            return future.result(timeout=entry.spec.timeout_s)
+        except concurrent.futures.TimeoutError:
+            conn.interrupt()
+            concurrent.futures.wait([future])
+            raise ReadTimedOut(entry.spec.name) from None
+
+    return invoke
+
+
 def _result(
     call: StepCall, ok: bool, output: Any, error: str | None, attempts: int, inline_limit: int
 ) -> StepResult:
@@ -268,24 +291,28 @@ def _result(
             error=error,
             attempts=attempts,
         )
+    return succeeded(
+        call.decision_id, call.step_id, call.entry.spec.name, output, attempts, inline_limit
+    )
+
+
+def succeeded(
+    decision_id: str, step_id: str, tool: str, output: Any, attempts: int, inline_limit: int
+) -> StepResult:
+    """The result record of a succeeded step: its output inline, or by reference when large."""
     size = len(canonical_json(output).encode())
     digest = content_hash(output, 64)
     if size > inline_limit:
         return StepResult(
-            step_id=call.step_id,
-            tool=call.entry.spec.name,
+            step_id=step_id,
+            tool=tool,
             ok=True,
             output_hash=digest,
-            output_ref=f"ledger:{call.decision_id}/{call.step_id}",
+            output_ref=f"ledger:{decision_id}/{step_id}",
             attempts=attempts,
         )
     return StepResult(
-        step_id=call.step_id,
-        tool=call.entry.spec.name,
-        ok=True,
-        output=output,
-        output_hash=digest,
-        attempts=attempts,
+        step_id=step_id, tool=tool, ok=True, output=output, output_hash=digest, attempts=attempts
     )
 
 

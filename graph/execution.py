@@ -7,19 +7,22 @@ once. Steps already in the ledger (a resumed or replayed run) serve their record
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from checkpoints.db import Domain
 from checkpoints.factory import Stores
-from checkpoints.ledger import Ledger
+from checkpoints.ledger import Ledger, ReadRecord
 from graph import events
 from graph.context import ReplayMode
-from graph.engine import StepCall, ledger_output, run_step
+from graph.engine import ReadTimedOut, StepCall, ledger_output, run_step, succeeded, timed_read
 from graph.errors import StepNotRun
 from graph.review import digest, still_authorised
 from graph.services import Services
 from graph.state import State, StepResult
 from guards.errors import ReferenceUnresolved
-from guards.plan import Plan, Step, dependencies, resolve_refs
+from guards.facts import DomainChanged, Read, read_plan
+from guards.plan import Plan, Step, content_hash, dependencies, resolve_refs
 from guards.policy import to_verdict
 
 
@@ -31,6 +34,106 @@ def next_ready(plan: Plan, results: dict[str, StepResult]) -> Step | None:
         if all(d in results and results[d].ok for d in dependencies(step)):
             return step
     return None
+
+
+def record_reads(
+    services: Services,
+    decision_id: str,
+    plan: Plan,
+    reads: dict[str, Read],
+    journal: Callable[[Domain], object] | None = None,
+) -> dict[str, StepResult]:
+    """Record the reads verify ran in its snapshot as executed steps, in one transaction.
+
+    Each becomes a ``succeeded`` ledger row with its outcome in the journal, as if the
+    engine had run it; the returned results go into the run's state, so execution does not
+    call those tools again. A step the ledger already holds keeps its row: a succeeded read
+    of the same call is served from it (a verify run again after a crash), anything else
+    is left to execution, which serves the recorded outcome. ``journal`` runs first in the
+    same transaction (the verdict's entry).
+    """
+    if not reads and journal is None:
+        return {}
+    ordered = [s for s in plan.steps if s.id in reads]
+    records = [
+        ReadRecord(
+            step_id=s.id,
+            tool=reads[s.id].tool,
+            args=reads[s.id].args,
+            output=reads[s.id].output,
+            output_hash=content_hash(reads[s.id].output, 64),
+        )
+        for s in ordered
+    ]
+    stores = services.stores
+    with stores.lock, stores.domain.transaction(write=True):
+        if journal is not None:
+            journal(stores.domain)
+        ledger = Ledger(stores.domain)
+        done = ledger.record_reads(decision_id, records)
+        held = {r.step_id: r for r in ledger.rows(decision_id)} if len(done) < len(records) else {}
+    limit = services.settings.inline_limit
+    results: dict[str, StepResult] = {}
+    for s in ordered:
+        read = reads[s.id]
+        if s.id in done:
+            results[s.id] = succeeded(decision_id, s.id, read.tool, read.output, 1, limit)
+            events.step_finished(read.tool, True, read.seconds)
+        elif (row := held.get(s.id)) is not None and (
+            row.status == "succeeded" and row.tool == read.tool and row.args == read.args
+        ):
+            results[s.id] = succeeded(decision_id, s.id, row.tool, row.output, row.attempts, limit)
+    return results
+
+
+def read_ahead(state: State, services: Services) -> dict[str, StepResult]:
+    """Run every read that can run now in one snapshot, and record them in one transaction.
+
+    A read can run now when every step it depends on succeeded or is read in the same
+    pass (see :func:`guards.facts.read_plan`); each tool keeps its catalog timeout. The
+    results are recorded as :func:`record_reads` does. When the pass fails (a timeout, a
+    database error), nothing is recorded and an empty dict is returned: the steps then run
+    one by one through the engine, with its retries.
+
+    A read the ledger already holds as succeeded (this step ran before a crash) is served
+    from its row, never read again: a read that comes before a write in the plan never
+    shows that write's effect.
+    """
+    plan = state["plan"]
+    if plan is None:
+        raise RuntimeError("execute ran without a plan")
+    decision_id = state["decision_id"]
+    stores = services.stores
+    results = state.get("results") or {}
+    known = {sid: output_of(r, decision_id, stores) for sid, r in results.items() if r.ok}
+    limit = services.settings.inline_limit
+    with stores.lock:
+        rows = Ledger(stores.domain).rows(decision_id)
+    served: dict[str, StepResult] = {}
+    for row in rows:
+        entry = services.catalog.get(row.tool)
+        reads = entry is not None and entry.spec.effect == "read"
+        if reads and row.status == "succeeded" and row.step_id not in results:
+            served[row.step_id] = succeeded(
+                decision_id, row.step_id, row.tool, row.output, row.attempts, limit
+            )
+            known[row.step_id] = row.output
+    failed: tuple[type[BaseException], ...] = (ReadTimedOut, DomainChanged, *stores.domain.errors)
+    try:
+        reading = read_plan(
+            plan,
+            services.catalog,
+            services.domain,
+            stores.domain,
+            stores.lock,
+            known,
+            collect=False,
+            invoke=timed_read(stores.domain),
+        )
+    except failed:
+        return {}
+    fresh = {sid: read for sid, read in reading.reads.items() if sid not in known}
+    return {**served, **record_reads(services, decision_id, plan, fresh)}
 
 
 def ledgered_steps(stores: Stores, decision_id: str) -> set[str]:

@@ -13,12 +13,20 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite, interrupt
 
+from checkpoints.audit import AuditLog
+from checkpoints.db import Domain
 from graph import events
 from graph.compensation import undo_writes
 from graph.context import Context
-from graph.execution import execute_step, ledgered_steps, next_ready
+from graph.execution import (
+    execute_step,
+    ledgered_steps,
+    next_ready,
+    read_ahead,
+    record_reads,
+)
 from graph.faults import pause_point
-from graph.provenance import journal_verdict
+from graph.provenance import journal_verdict, verdict_body
 from graph.review import grant, granted_steps, judge_answer, review_request, still_authorised
 from graph.services import Services
 from graph.state import Pins, State
@@ -139,14 +147,37 @@ class Nodes:
             journal_verdict(services, state["decision_id"], current, verdict)
             return self._refuse(state, verdict)
         stores = services.stores
+        decision_id = state["decision_id"]
         judgement = services.verifier.verify(
             current, stores.domain, stores.lock, state.get("actor")
         )
-        journal_verdict(services, state["decision_id"], current, judgement.verdict, judgement)
+        update: dict[str, Any] = {"verdict": judgement.verdict, "status": "verified"}
+        if judgement.verdict.outcome == "allow" and _replay(runtime) == "off":
+            # Read once: the reads verify ran in its snapshot are this run's results (and
+            # ledger rows, committed with the verdict's journal entry); execution runs only
+            # what is left, and a plan with nothing left is complete. A plan that waits for
+            # a reviewer runs nothing before the answer, and a replay serves the ledger.
+            configurable = get_config().get("configurable") or {}
+            thread = configurable.get("thread_id")
+            body = verdict_body(current, judgement.verdict, judgement)
+
+            def journal(conn: Domain) -> object:
+                thread_id = str(thread) if thread is not None else None
+                return AuditLog(conn).append(decision_id, "steps", "verdict", body, thread_id)
+
+            results = record_reads(services, decision_id, current, judgement.reads, journal)
+            update["results"] = Overwrite(results)
+            if all(s.id in results for s in current.steps):
+                update |= {"status": "completed", "error": None}
+            return update
+        journal_verdict(services, decision_id, current, judgement.verdict, judgement)
         if judgement.verdict.outcome == "deny":
             events.plan_denied(judgement)
-            return self._refuse(state, judgement.verdict)
-        return {"verdict": judgement.verdict, "status": "verified"}
+            refused = self._refuse(state, judgement.verdict)
+            if state.get("results"):
+                refused["results"] = Overwrite({})  # reads recorded for an earlier plan
+            return refused
+        return update
 
     def _refuse(self, state: State, verdict: Verdict) -> dict[str, Any]:
         planner = self.services.planner_for(state.get("asked_plan"))
@@ -263,12 +294,42 @@ class Nodes:
         }
 
     def execute(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-        """Run the next ready step (one step per super-step, so each is its own checkpoint)."""
+        """Run the next ready step, or every read that can run now, in one super-step.
+
+        Reads run together (one snapshot, one ledger transaction, see
+        :func:`graph.execution.read_ahead`); a write is a super-step of its own, followed
+        by its own checkpoint.
+        """
         pause_point("node:execute")
-        step = next_ready(_plan(state), state.get("results") or {})
+        current = _plan(state)
+        results = dict(state.get("results") or {})
+        step = next_ready(current, results)
         if step is None:
             raise RuntimeError("execute reached with no ready step")
-        return execute_step(state, step, self.services, _replay(runtime))  # type: ignore[arg-type]
+        replay = _replay(runtime)
+        if replay == "off" and self._reads(step.tool):
+            # Every read that can run now, in one snapshot and one ledger transaction.
+            batch = read_ahead(state, self.services)
+            if step.id in batch:
+                return {"status": "executing", "results": batch}
+        ran: dict[str, Any] = {}
+        while step is not None:
+            now: State = {**state, "results": results}
+            update = execute_step(now, step, self.services, replay)  # type: ignore[arg-type]
+            result = (update.get("results") or {}).get(step.id)
+            if result is None or set(update) - {"results", "status"} or not result.ok:
+                return {**update, "results": {**ran, **update.get("results", {})}}
+            ran[step.id] = results[step.id] = result
+            if not self._reads(step.tool):
+                break
+            step = next_ready(current, results)
+            if step is not None and not self._reads(step.tool):
+                break
+        return {"status": "executing", "results": ran}
+
+    def _reads(self, tool: str) -> bool:
+        entry = self.services.catalog.get(tool)
+        return entry is not None and entry.spec.effect == "read"
 
     @events.recorded
     def compensate(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:

@@ -23,10 +23,15 @@ def after_plan(state: State) -> Literal["verify", "__end__"]:
 
 
 def after_verify(state: State) -> Literal["plan", "approve", "execute", "__end__"]:
-    """Re-plan a fixable refusal, stop on a final one, ask a human or execute."""
+    """Re-plan a fixable refusal, stop on a final one, ask a human or execute.
+
+    A plan whose every step verify already read (a read-only plan) is complete there.
+    """
     verdict = state.get("verdict")
     if verdict is None:
         raise ImpossibleState("verify left no verdict")
+    if state.get("status") == "completed":
+        return "__end__"
     if verdict.outcome == "deny":
         return "plan" if verdict.fixable else "__end__"
     return "approve" if verdict.outcome == "needs_approval" else "execute"

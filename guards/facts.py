@@ -10,13 +10,15 @@ on a write step's output cannot be resolved before execution and are reported as
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from guards.errors import ReferenceUnresolved
-from guards.plan import Plan, content_hash, dependency_order, resolve_refs
-from tools.catalog import Catalog, ToolError
+from guards.plan import Plan, content_hash, dependencies, dependency_order, resolve_refs
+from tools.catalog import Catalog, CatalogEntry, ToolError
 from tools.domain import DomainPlugin
 
 
@@ -31,8 +33,44 @@ class Snapshots(Protocol):
         ...
 
 
+Invoke = Callable[[CatalogEntry, dict[str, Any]], Any]
+"""Calls one read tool with its arguments (the store included as ``db``)."""
+
+
 class DomainChanged(RuntimeError):
     """A read tool wrote to the domain while facts were read: a catalog bug, never data."""
+
+
+@dataclass(frozen=True)
+class Read:
+    """A read step run while the facts were read, as execution would have run it.
+
+    Attributes:
+        tool: The read tool.
+        args: Its arguments, references resolved.
+        output: What it returned.
+        seconds: How long the call took.
+    """
+
+    tool: str
+    args: dict[str, Any]
+    output: Any
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The facts of a plan and the reads that produced them, from one snapshot.
+
+    Attributes:
+        facts: The policy's facts (see :func:`resolve_facts`).
+        reads: The read steps that ran and succeeded and that no write step precedes (their
+            result cannot change before they would run), by step id. Execution may use
+            them instead of calling the tools again.
+    """
+
+    facts: dict[str, Any]
+    reads: dict[str, Read] = field(default_factory=dict)
 
 
 def resolve_facts(
@@ -45,6 +83,32 @@ def resolve_facts(
 ) -> dict[str, Any]:
     """Return the facts for ``plan``: per-step resolved arguments, and the domain's sections.
 
+    See :func:`read_plan`, which also returns the reads it ran.
+
+    Raises:
+        DomainChanged: a read tool wrote to the domain.
+    """
+    return read_plan(plan, catalog, domain, conn, lock, known_outputs).facts
+
+
+def read_plan(
+    plan: Plan,
+    catalog: Catalog,
+    domain: DomainPlugin,
+    conn: Snapshots,
+    lock: threading.RLock,
+    known_outputs: Mapping[str, Any] | None = None,
+    *,
+    collect: bool = True,
+    invoke: Invoke | None = None,
+) -> Reading:
+    """Read the facts for ``plan`` (per-step resolved arguments, the domain's sections).
+
+    Every read runs in one read-only snapshot, so the facts and the recorded reads are one
+    consistent view of the domain. A read is kept in :attr:`Reading.reads` when it
+    succeeded and every step it depends on is known or kept too (so never after a write
+    that has not run, nor after a failed step).
+
     Args:
         plan: The plan to judge.
         catalog: The pinned catalog (read tools are run to follow references).
@@ -53,12 +117,19 @@ def resolve_facts(
         lock: The lock that serialises use of ``conn``.
         known_outputs: Outputs of steps that already ran (at execution time); they are used
             instead of re-running those steps.
+        collect: Whether the facts provider collects the records the arguments name (not
+            needed when only the reads are wanted).
+        invoke: Calls a read tool (``entry, arguments with the store``); the tool's own
+            ``invoke`` when ``None``. An error it raises other than the tool's refusal
+            propagates (the snapshot is rolled back).
 
     Raises:
         DomainChanged: a read tool wrote to the domain.
     """
     known = dict(known_outputs or {})
     provider = domain.facts
+    call = invoke or (lambda entry, arguments: entry.tool.invoke(arguments))
+    reads: dict[str, Read] = {}
     step_facts: dict[str, dict[str, Any]] = {}
     outputs: dict[str, Any] = {}
     sections: dict[str, dict[str, Any]] = {name: {} for name in provider.sections()}
@@ -78,18 +149,24 @@ def resolve_facts(
                 outputs[step.id] = known[step.id]
             elif entry is not None and entry.spec.effect == "read":
                 try:
-                    outputs[step.id] = entry.tool.invoke({**args, "db": store})
+                    started = time.monotonic()
+                    outputs[step.id] = call(entry, {**args, "db": store})
+                    if all(d in known or d in reads for d in dependencies(step)):
+                        seconds = time.monotonic() - started
+                        reads[step.id] = Read(step.tool, args, outputs[step.id], seconds)
                 except ToolError as exc:
                     record["error"] = exc.message
                 except ValueError as exc:  # arguments the contracts already refused
                     record["error"] = str(exc).splitlines()[0]
+            if not collect:
+                continue
             identity = None
             if step.tool in provider.identity_tools and isinstance(outputs.get(step.id), str):
                 identity = record["output"] = outputs[step.id]
             provider.collect(store, args, identity, sections)
         if store.take_changes():
             raise DomainChanged("a read tool changed the domain while facts were resolved")
-    return {"steps": step_facts, **sections}
+    return Reading(facts={"steps": step_facts, **sections}, reads=reads)
 
 
 def facts_hash(facts: Mapping[str, Any]) -> str:

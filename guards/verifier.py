@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from guards.contracts import Budget, Finding, check_plan
-from guards.facts import Snapshots, facts_hash, resolve_facts
+from guards.facts import Read, Reading, Snapshots, facts_hash, read_plan, resolve_facts
 from guards.judgement import Verdict
 from guards.plan import Plan, ancestors
 from guards.policy import Policy, PolicyDecision, Violation, to_verdict
@@ -29,12 +29,15 @@ class Judgement:
         findings: Contract violations (a deny before the policy was asked).
         decision: The policy's decision (empty when the contracts failed).
         facts: The facts the policy decided on (``None`` when it was not asked).
+        reads: The read steps run to read the facts, in the same snapshot, that execution
+            may use instead of running them again (see :class:`guards.facts.Reading`).
     """
 
     verdict: Verdict
     findings: list[Finding] = field(default_factory=list)
     decision: PolicyDecision = field(default_factory=PolicyDecision)
     facts: dict[str, Any] | None = None
+    reads: dict[str, Read] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,13 +72,24 @@ class Verifier:
         known_outputs: Mapping[str, Any] | None = None,
     ) -> tuple[PolicyDecision, dict[str, Any] | None]:
         """Read the facts and ask the policy; a failed read is a deny (fail closed)."""
+        decision, reading = self._decide(plan, conn, lock, actor, known_outputs)
+        return decision, reading.facts if reading is not None else None
+
+    def _decide(
+        self,
+        plan: Plan,
+        conn: Snapshots,
+        lock: threading.RLock,
+        actor: str | None,
+        known_outputs: Mapping[str, Any] | None = None,
+    ) -> tuple[PolicyDecision, Reading | None]:
         try:
-            facts = self.facts(plan, conn, lock, known_outputs)
+            reading = read_plan(plan, self.catalog, self.domain, conn, lock, known_outputs)
         except conn.errors as exc:
             failure = Violation("plan", "facts.readable", f"the facts could not be read: {exc}")
             return PolicyDecision(deny=(failure,)), None
-        document = self.policy.input_for(plan, self.catalog, facts, ancestors(plan), actor)
-        return self.policy.decide(document), facts
+        document = self.policy.input_for(plan, self.catalog, reading.facts, ancestors(plan), actor)
+        return self.policy.decide(document), reading
 
     def verify(
         self, plan: Plan, conn: Snapshots, lock: threading.RLock, actor: str | None
@@ -90,7 +104,12 @@ class Verifier:
         if findings:
             verdict = Verdict(outcome="deny", reasons=[str(f) for f in findings], **base)
             return Judgement(verdict=verdict, findings=findings)
-        decision, facts = self.decide(plan, conn, lock, actor)
-        digest = facts_hash(facts) if facts is not None else ""
+        decision, reading = self._decide(plan, conn, lock, actor)
+        if reading is None:
+            verdict = to_verdict(decision, plan, self.catalog.version, self.policy.version, "")
+            return Judgement(verdict=verdict, decision=decision)
+        digest = facts_hash(reading.facts)
         verdict = to_verdict(decision, plan, self.catalog.version, self.policy.version, digest)
-        return Judgement(verdict=verdict, decision=decision, facts=facts)
+        return Judgement(
+            verdict=verdict, decision=decision, facts=reading.facts, reads=reading.reads
+        )

@@ -1,7 +1,7 @@
 """The durable-execution benchmark, run small on a fresh database.
 
-Nothing here compares timings: the figures must exist, agree with what the plan run wrote,
-and be printed for planbound next to the raw LangGraph baseline.
+Nothing here compares timings: the figures must exist, agree with what the runs wrote, and
+be printed for planbound next to the raw LangGraph baseline, ending with the summary line.
 """
 
 from __future__ import annotations
@@ -15,20 +15,13 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
-from checkpoints.ledger import Ledger
+from checkpoints.ledger import Approvals, Ledger
 from evals.bench_durable import Results, main
 from evals.bench_durable.baseline import FLOOR_TABLE
 from evals.bench_durable.pgstats import CHECKPOINT_TABLES, LEDGER_TABLE
-from evals.bench_durable.profiling import (
-    ENGINE,
-    LEDGER,
-    LOOP,
-    POLICY_ENGINE,
-    SAVER,
-    STARTED,
-    WAITS_BY,
-)
-from evals.bench_durable.workload import PLAN, QUICK, TRANSITIONS
+from evals.bench_durable.phases import SERIES
+from evals.bench_durable.profiling import LOOP, POLICY_ENGINE, SAVER, STARTED
+from evals.bench_durable.workload import QUICK, READ_PLAN, REVIEWER, TOOL_CALLS
 from graph.runner import Runner
 from graph.services import open_stores
 
@@ -36,6 +29,15 @@ pytestmark = pytest.mark.slow
 
 LEVELS = (1, 2)
 """Throughput concurrencies of the small run."""
+
+BENCH_KEYS = (
+    "read_ratio",
+    "write_ratio",
+    "read_dps_c50",
+    "write_dps_c50",
+    "verify_p50_ms",
+    "commits_per_superstep",
+)
 
 
 @dataclass
@@ -47,115 +49,140 @@ class Run:
 
 @pytest.fixture(scope="module")
 def run(pg_uri: str) -> Iterator[Run]:
-    """One small benchmark run (``--quick`` sizes, 1 and 2 workers) on the module's database."""
+    """One small benchmark run (``--quick`` sizes, 1 and 2 callers, 2 processes)."""
     out = io.StringIO()
+    argv = ["--quick", "--concurrency", ",".join(map(str, LEVELS)), "--processes", "2"]
+    argv += ["--scaling", "1,2"]
     with contextlib.redirect_stdout(out):
-        results = main(["--quick", "--concurrency", ",".join(map(str, LEVELS)), "--uri", pg_uri])
+        results = main([*argv, "--uri", pg_uri])
     yield Run(results, out.getvalue(), pg_uri)
 
 
-def test_every_phase_produced_figures(run: Run) -> None:
+def test_every_series_has_its_costs(run: Run) -> None:
     results = run.results
-    lat = results.latency
-    for series in ("start", "invoke", "raw"):
-        assert len(lat[series]) == len(lat[f"{series}:cpu"]) == QUICK.rounds
-        assert min(lat[series]) > 0
-    assert len(lat["floor"]) == QUICK.rounds * QUICK.floor_per_round
-    assert min(lat["floor"]) > 0
-
-    assert [(r["mode"], r["concurrency"]) for r in results.throughput] == [
-        ("planbound", c) for c in LEVELS
-    ]
-    for row in results.throughput:
-        assert row["decisions"] == row["concurrency"] * QUICK.per_worker.get(row["concurrency"], 2)
-        assert row["per_s"] > 0 and 0 < row["p50_ms"] <= row["p95_ms"]
-
-    for kind in ("raw", "planbound"):
-        data = results.bytes[kind]
-        assert all(data[f"rows:{t}"] > 0 for t in CHECKPOINT_TABLES)
-        assert data["wal"] > 0 and data["wal:db"] > 0
-        assert len(results.measured_threads[kind]) == QUICK.bytes_runs
-    assert len(results.measured_decisions) == QUICK.bytes_runs
+    for series in SERIES:
+        samples = results.latency[series]
+        assert len(samples) == QUICK.rounds
+        for sample in samples:
+            assert sample["ms"] > 0 and sample["cpu"] > 0 and sample["statements"] > 0
+            assert sample["pg_cpu"] >= 0  # the server runs on this machine
+        written = results.written[series]
+        assert written["checkpoints"] > 0 and written["supersteps"] > 0
+        assert written["commits"] > 0 and written["wal:db"] > 0
+    assert len(results.floor) == QUICK.rounds * QUICK.floor_per_round
+    assert len(results.verify_ms) == QUICK.verify_runs
 
 
-def test_the_breakdown_accounts_for_the_decision(run: Run) -> None:
-    pb, raw = run.results.breakdown["planbound"], run.results.breakdown["raw"]
-    for data in (pb, raw):
-        loop = sum(v for k, v in data.items() if k.startswith(LOOP + "|"))
-        assert 0.5 * data["wall"] < loop <= data["wall"] + 1.0
-        # The checkpoints are written by the threads the run starts, and were profiled there.
-        assert data[f"{STARTED}|{SAVER}"] > 0
-    tool_wait = f"{LOOP}|{WAITS_BY[ENGINE]}"
-    assert pb[tool_wait] > 0 and tool_wait not in raw
-    assert pb[f"{LOOP}|SQL issued by {LEDGER}"] > 0
-    assert not any(LEDGER in k for k in raw)
-    assert pb[f"{LOOP}|{POLICY_ENGINE}"] > 0
-    assert not any(POLICY_ENGINE in k for k in raw)
-
-    pb_sql = run.results.statement_sources["planbound"]
-    raw_sql = run.results.statement_sources["raw"]
-    assert pb_sql[SAVER] > 0 and raw_sql[SAVER] > 0
-    assert pb_sql[LEDGER] > 0 and LEDGER not in raw_sql
-    assert run.results.statements["planbound"] == pytest.approx(sum(pb_sql.values()))
-    assert run.results.profile and run.results.profile[0][2] > 0
+def test_the_raw_baselines_do_the_same_calls(run: Run) -> None:
+    written = run.results.written
+    # The raw read graph: the input, then one super-step per tool call, then the end.
+    assert written["raw_read"]["supersteps"] == TOOL_CALLS + 1
+    assert written["raw_read"]["checkpoints"] == TOOL_CALLS + 2
+    # The raw write graph stops for approval and is resumed: it has more than its 3 calls.
+    assert written["raw_write"]["supersteps"] > 3
+    for series in ("raw_read", "raw_write"):
+        assert written[series][f"count:{LEDGER_TABLE}"] == 0
+    assert written["read"][f"count:{LEDGER_TABLE}"] == pytest.approx(TOOL_CALLS)
+    assert written["write"][f"count:{LEDGER_TABLE}"] == pytest.approx(3)
 
 
-def test_the_counts_agree_with_the_plan_run(run: Run) -> None:
+def test_the_measured_decisions_completed_once(run: Run) -> None:
     results = run.results
-    per_run = results.checkpoints_per_run
-    # The raw graph: the input, START, then one checkpoint per tool call.
-    assert per_run["raw"] == TRANSITIONS + 2
-    assert per_run["planbound"] > per_run["raw"]
-    for kind in ("raw", "planbound"):
-        # Every run of the same plan stores as many checkpoints.
-        stored = results.bytes[kind]["count:checkpoints"] * TRANSITIONS
-        assert stored == pytest.approx(per_run[kind])
-        # Each checkpoint is its own autocommit write; planbound also commits each step's
-        # domain transaction (its ledger row).
-        commits = results.bytes[kind]["xacts:db"] * TRANSITIONS
-        assert commits >= per_run[kind] + (TRANSITIONS if kind == "planbound" else 0)
-
-    # One ledger row per executed step, for planbound only.
-    assert results.bytes["planbound"][f"count:{LEDGER_TABLE}"] == pytest.approx(1.0)
-    assert results.bytes["raw"][f"count:{LEDGER_TABLE}"] == 0
-
     with tempfile.TemporaryDirectory() as home:
         stores = open_stores(home, uri=run.uri)
         try:
             runner = Runner(stores)
-            for thread_id in results.measured_threads["planbound"]:
-                outcome = runner.outcome(thread_id)
-                assert outcome["status"] == "completed"
-                assert [r["tool"] for r in outcome["results"]] == [a["name"] for a in PLAN]
-                assert all(r["ok"] for r in outcome["results"])
-                assert len(list(runner.history(thread_id))) == per_run["planbound"]
-                with stores.lock:
-                    rows = Ledger(stores.domain).rows(outcome["decision_id"])
-                assert [r.tool for r in rows] == [a["name"] for a in PLAN]
-                assert {r.status for r in rows} == {"succeeded"}
+            for series, tools in (
+                ("read", [a["name"] for a in READ_PLAN]),
+                ("write", ["find_user_id_by_email", "get_order_details"]),
+            ):
+                for thread_id in results.measured_threads[series]:
+                    outcome = runner.outcome(thread_id)
+                    assert outcome["status"] == "completed"
+                    assert all(r["ok"] for r in outcome["results"])
+                    with stores.lock:
+                        rows = Ledger(stores.domain).rows(outcome["decision_id"])
+                        used = Approvals(stores.domain).rows(outcome["decision_id"])
+                    assert [r.tool for r in rows][: len(tools)] == tools
+                    assert {r.status for r in rows} == {"succeeded"}
+                    if series == "write":
+                        assert [r.tool for r in rows][-1] == "modify_pending_order_address"
+                        assert [(a.step_id, a.reviewer) for a in used] == [
+                            (rows[-1].step_id, REVIEWER)
+                        ]
+                    else:
+                        assert used == []
         finally:
             stores.close()
 
 
-def test_the_tables_name_planbound_and_the_raw_baseline(run: Run) -> None:
+def test_throughput_covers_both_layouts(run: Run) -> None:
+    rows = {
+        (r["workload"], r["system"], r["processes"], r["concurrency"]): r
+        for r in run.results.throughput
+    }
+    for workload in ("read", "write"):
+        for system in ("planbound", "raw"):
+            for level in LEVELS:
+                expected = level * QUICK.per_worker.get(level, 2)
+                assert rows[(workload, system, 1, level)]["decisions"] == expected
+            assert rows[(workload, system, 2, max(LEVELS))]["per_s"] > 0
+
+
+def test_scaling_over_processes_keeps_every_write_exactly_once(run: Run) -> None:
+    rows = run.results.scaling
+    assert [(r["workload"], r["processes"]) for r in rows] == [
+        (w, p) for w in ("read", "write") for p in (1, 2)
+    ]
+    for row in rows:
+        assert row["decisions"] == max(LEVELS) * QUICK.per_worker.get(max(LEVELS), 2)
+        assert row["once"]["started"] == 0
+        if row["workload"] == "write":
+            n = row["decisions"]
+            assert (row["once"]["approvals"], row["once"]["claims"], row["once"]["writes"]) == (
+                n,
+                n,
+                n,
+            )
+    assert "3b. scaling" in run.out
+
+
+def test_the_breakdown_names_the_parts(run: Run) -> None:
+    pb, raw = run.results.breakdown["planbound"], run.results.breakdown["raw"]
+    for data in (pb, raw):
+        loop = sum(v for k, v in data.items() if k.startswith(LOOP + "|"))
+        assert 0.5 * data["wall"] < loop <= data["wall"] + 1.0
+    assert any(k.startswith(f"{STARTED}|") or k.startswith(f"{LOOP}|") for k in pb)
+    assert any(SAVER in k for k in pb) and any(SAVER in k for k in raw)
+    assert not any(POLICY_ENGINE in k for k in raw)
+
+
+def test_the_report_prints_tables_and_the_summary_line(run: Run) -> None:
     out = run.out
     titles = (
-        "1. per-transition cost",
-        "2. throughput",
-        "3. bytes written per transition",
-        "4. where the time goes",
-        "cProfile of a planbound decision",
+        "1. per decision",
+        "2. per super-step",
+        "3. throughput",
+        "4. rows written",
+        "5. verify",
+        "6. where the time",
     )
     starts = [out.index(title) for title in titles]
     assert starts == sorted(starts)
-    sections = [out[a:b] for a, b in zip(starts, [*starts[1:], len(out)], strict=True)]
-    latency, throughput, written, breakdown, _top = sections
-    for section in (latency, written, breakdown):
-        assert "planbound" in section and "raw" in section
-    assert "raw LangGraph (same saver, pool)" in latency and "1 KB INSERT commit (floor)" in latency
-    assert "planbound, own domain conn/worker" in throughput and "raw" in throughput
-    assert "≤ 1.25x raw" in latency  # the targets are printed, not asserted
-    assert "WAL bytes of this database (pg_walinspect)" in written
+    for label in (
+        "planbound, read",
+        "raw LangGraph, read",
+        "planbound, write + approval",
+        "raw LangGraph, write + interrupt/resume",
+    ):
+        assert label in out
+    assert "2 processes, own stores" in out and "one process, shared stores" in out
+    line = next(x for x in out.splitlines() if x.startswith("BENCH "))
+    fields = dict(part.split("=", 1) for part in line.split()[1:])
+    for key in BENCH_KEYS:
+        assert key in fields
+    assert float(fields["read_ratio"]) > 0 and float(fields["verify_p50_ms"]) > 0
+    assert all(t in out for t in CHECKPOINT_TABLES)
 
 
 def test_a_given_database_is_left_without_the_bench_tables(run: Run) -> None:

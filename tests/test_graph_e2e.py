@@ -288,9 +288,8 @@ def test_every_transition_is_checkpointed(runner: Runner) -> None:
         (["verify"], "planning", []),
         (["approve"], "verified", []),
         (["execute"], "approved", []),
-        (["execute"], "executing", ["s1"]),  # one step per super-step: one checkpoint each
-        (["execute"], "executing", ["s1", "s2"]),
-        (["finalize"], "executing", ["s1", "s2", "s3"]),
+        (["execute"], "executing", ["s1", "s2"]),  # ready reads run in one super-step
+        (["finalize"], "executing", ["s1", "s2", "s3"]),  # a write is a super-step of its own
         ([], "completed", ["s1", "s2", "s3"]),
     ]
     assert [r["interrupted"] for r in reversed(rows)].count(True) == 1

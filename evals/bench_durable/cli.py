@@ -14,22 +14,32 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from checkpoints.factory import redact
 from evals.bench_durable.baseline import build_raw_graph, drop_floor_table
-from evals.bench_durable.pgstats import drop_walinspect, enable_walinspect, server_settings
-from evals.bench_durable.phases import (
-    Results,
-    checkpoints_per_run,
-    measure_breakdown,
-    measure_bytes,
-    measure_latency,
-    measure_throughput,
+from evals.bench_durable.meter import Meter, StatementCounter
+from evals.bench_durable.pgstats import (
+    drop_walinspect,
+    enable_walinspect,
+    once_counts,
+    server_settings,
 )
+from evals.bench_durable.phases import (
+    SERIES,
+    Results,
+    Workloads,
+    measure_breakdown,
+    measure_latency,
+    measure_threads,
+    measure_verify,
+    measure_written,
+)
+from evals.bench_durable.procs import measure_processes
 from evals.bench_durable.report import print_report
 from evals.bench_durable.setup import ADMIN_URI, bench_database, open_seeded, pool_of
-from evals.bench_durable.workload import FULL, QUICK, Settings
+from evals.bench_durable.workload import FULL, QUICK, Settings, write_targets
 from graph.runner import Runner
 
 DESCRIPTION = (
-    "Durable execution cost on PostgreSQL: planbound vs raw LangGraph vs one durable commit."
+    "Durable execution cost on PostgreSQL: planbound vs raw LangGraph doing the same tool "
+    "calls, a read-only and a write-with-approval workload, in one process and in several."
 )
 
 
@@ -42,7 +52,14 @@ def parse_settings(argv: list[str] | None) -> tuple[argparse.Namespace, Settings
         "--admin-uri", default=ADMIN_URI, help="server where the throw-away database is made"
     )
     parser.add_argument(
-        "--concurrency", help="comma-separated worker counts (default 1,10,50)", default=None
+        "--concurrency", help="comma-separated caller counts (default 1,50)", default=None
+    )
+    parser.add_argument("--processes", type=int, help="processes of the multi-process layout")
+    parser.add_argument(
+        "--scaling", help="comma-separated worker process counts to scale over (e.g. 1,2,4)"
+    )
+    parser.add_argument(
+        "--skip", default="", help="comma-separated phases to skip: throughput, profile"
     )
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
@@ -50,15 +67,24 @@ def parse_settings(argv: list[str] | None) -> tuple[argparse.Namespace, Settings
         levels = tuple(int(c) for c in args.concurrency.split(","))
         per_worker = {c: settings.per_worker.get(c, 2) for c in levels}
         settings = dataclasses.replace(settings, concurrency=levels, per_worker=per_worker)
+    if args.processes:
+        settings = dataclasses.replace(settings, processes=args.processes)
+    if args.scaling is not None:
+        counts = tuple(int(p) for p in args.scaling.split(",") if p.strip())
+        settings = dataclasses.replace(settings, scaling=counts)
+    most = max(settings.concurrency)
+    if most > len(write_targets()):
+        parser.error(f"at most {len(write_targets())} concurrent callers (write targets)")
     return args, settings
 
 
 def main(argv: list[str] | None = None) -> Results:
-    """Run the benchmark, print its tables and return the measurements."""
+    """Run the benchmark, print its tables and the summary line; return the measurements."""
     args, settings = parse_settings(argv)
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     console = Console()
     if not console.is_terminal:
-        console = Console(width=150)
+        console = Console(width=180)
     results = Results()
     progress = Progress(
         TextColumn("{task.description:<28}"),
@@ -68,6 +94,7 @@ def main(argv: list[str] | None = None) -> Results:
         console=console,
         transient=False,
     )
+    counter = StatementCounter()
     with ExitStack() as stack:
         home = stack.enter_context(tempfile.TemporaryDirectory())
         uri = stack.enter_context(bench_database(args.uri, args.admin_uri))
@@ -79,41 +106,66 @@ def main(argv: list[str] | None = None) -> Results:
         if enable_walinspect(pool) and args.uri is not None:
             stack.callback(drop_walinspect, pool)  # leave a given database as it was
         runner = Runner(stores)
-        raw = build_raw_graph(stores)
+        work = Workloads(runner, build_raw_graph(stores), write_targets()[0])
         results.server = server_settings(pool)
         load_before = os.getloadavg()[0]
 
         with progress:
-            console.log("phase 1/4: per-transition latency (planbound, raw LangGraph, floor)")
-            results.latency = measure_latency(runner, raw, pool, settings, progress)
-            results.checkpoints_per_run = checkpoints_per_run(runner, raw, pool)
+            console.log("phase 1/5: cost per decision, both workloads, planbound and raw")
+            with counter.installed():
+                meter = Meter(pool, counter)
+                results.latency, results.floor = measure_latency(
+                    work, meter, pool, settings, progress
+                )
+            console.log("phase 2/5: what each decision writes")
+            measure_written(work, pool, settings.bytes_runs, progress, results)
 
-            console.log(
-                "phase 2/4: throughput at concurrency "
-                + ", ".join(str(c) for c in settings.concurrency)
-            )
-            modes = ["planbound", *(["planbound-shared", "raw"] if settings.shared_modes else [])]
-            for mode in modes:
-                for level in settings.concurrency:
+            if "throughput" not in skip:
+                console.log(
+                    "phase 3/5: throughput at "
+                    + ", ".join(f"C={c}" for c in settings.concurrency)
+                    + f", one process and {settings.processes} processes"
+                )
+                warm = settings.warmup > 0
+                for series in SERIES:
+                    for level in settings.concurrency:
+                        results.throughput.append(
+                            measure_threads(
+                                stores, series, level, settings.per_worker[level], progress, warm
+                            )
+                        )
+                    top = max(settings.concurrency)
                     results.throughput.append(
-                        measure_throughput(
-                            stores,
-                            uri,
-                            mode,
-                            level,
-                            settings.per_worker[level],
-                            progress,
-                            warm=settings.warmup > 0,
+                        measure_processes(
+                            uri, series, settings.processes, top, settings.per_worker[top], warm
                         )
                     )
 
-            console.log("phase 3/4: bytes written per transition")
-            measure_bytes(runner, raw, pool, settings.bytes_runs, progress, results)
+            if settings.scaling and "throughput" not in skip:
+                top = max(settings.concurrency)
+                console.log(
+                    f"phase 3b: scaling over {', '.join(map(str, settings.scaling))} worker"
+                    f" processes at C={top}"
+                )
+                for series in ("read", "write"):
+                    for procs in settings.scaling:
+                        before = once_counts(pool)
+                        row = measure_processes(
+                            uri, series, procs, top, settings.per_worker[top], settings.warmup > 0
+                        )
+                        after = once_counts(pool)
+                        row["once"] = {k: after[k] - before[k] for k in after}
+                        row["once"]["started"] = after["started"]
+                        results.scaling.append(row)
 
-            console.log("phase 4/4: where the time goes")
-            measure_breakdown(runner, raw, settings.profile_runs, progress, results)
+            console.log("phase 4/5: verify latency")
+            results.verify_ms = measure_verify(runner, settings.verify_runs)
+
+            if "profile" not in skip:
+                console.log("phase 5/5: where the time goes")
+                measure_breakdown(work, settings.profile_runs, progress, results)
         results.load = f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end (1 min)"
         drop_floor_table(pool)
 
-    print_report(console, results, settings.bytes_runs, settings.profile_runs)
+    print_report(console, results, settings.profile_runs)
     return results

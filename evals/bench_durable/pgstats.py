@@ -20,6 +20,12 @@ CHECKPOINT_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
 LEDGER_TABLE = "planbound.ledger"
 """planbound's side-effect ledger (one row per executed step)."""
 
+AUDIT_TABLE = "planbound.audit_log"
+"""planbound's audit journal (verdicts, step outcomes, approvals used)."""
+
+PLANBOUND_TABLES = (LEDGER_TABLE, AUDIT_TABLE)
+"""planbound's own tables a decision writes to, keyed by ``decision_id``."""
+
 
 def _lsn(text: str) -> int:
     high, low = text.split("/")
@@ -52,7 +58,7 @@ def sizes(pool: ConnectionPool[Any]) -> Sizes:
     Raises:
         RuntimeError: the server did not report its WAL position.
     """
-    names = (*CHECKPOINT_TABLES, LEDGER_TABLE)
+    names = (*CHECKPOINT_TABLES, *PLANBOUND_TABLES)
     with pool.connection() as conn:
         row = conn.execute(
             "SELECT pg_current_wal_flush_lsn()::text AS wal,"
@@ -136,8 +142,8 @@ def logical_bytes(
     """Sum ``pg_column_size`` of the rows these threads and decisions wrote, per table.
 
     Returns:
-        ``<table>`` (bytes) and ``<table>:rows`` (row count) for every checkpoint table
-        and the ledger.
+        ``<table>`` (bytes) and ``<table>:rows`` (row count) for every checkpoint table,
+        the ledger and the audit journal.
     """
     out: dict[str, int] = {}
     with pool.connection() as conn:
@@ -151,13 +157,14 @@ def logical_bytes(
             ).fetchone()
             out[table] = int(row["n"]) if row else 0
             out[f"{table}:rows"] = int(row["rows"]) if row else 0
-        row = conn.execute(
-            "SELECT coalesce(sum(pg_column_size(t.*)), 0) AS n, count(*) AS rows"
-            f" FROM {LEDGER_TABLE} t WHERE decision_id = ANY(%s)",
-            (decision_ids,),
-        ).fetchone()
-        out[LEDGER_TABLE] = int(row["n"]) if row else 0
-        out[f"{LEDGER_TABLE}:rows"] = int(row["rows"]) if row else 0
+        for table in PLANBOUND_TABLES:
+            row = conn.execute(
+                "SELECT coalesce(sum(pg_column_size(t.*)), 0) AS n, count(*) AS rows"
+                f" FROM {table} t WHERE decision_id = ANY(%s)",
+                (decision_ids,),
+            ).fetchone()
+            out[table] = int(row["n"]) if row else 0
+            out[f"{table}:rows"] = int(row["rows"]) if row else 0
     return out
 
 
@@ -178,3 +185,35 @@ def server_settings(pool: ConnectionPool[Any]) -> dict[str, str]:
             row = conn.execute(f"SHOW {name}").fetchone()
             out[name] = str(next(iter(row.values()))) if row else "?"
     return out
+
+
+def supersteps(pool: ConnectionPool[Any], thread_id: str) -> int:
+    """Super-steps a thread ran: its last checkpoint's step number + 1 (the input is -1).
+
+    Read from the latest checkpoint's metadata, so it also counts super-steps whose
+    checkpoint was not stored (another durability mode).
+    """
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT max((metadata->>'step')::int) AS n FROM checkpoints"
+            " WHERE thread_id = %s AND checkpoint_ns = ''",
+            (thread_id,),
+        ).fetchone()
+    return int(row["n"]) + 1 if row and row["n"] is not None else 0
+
+
+def once_counts(pool: ConnectionPool[Any]) -> dict[str, int]:
+    """Counts that grow by one per write decision, and ledger rows left ``started``.
+
+    The first three are consumed approvals, review claims and succeeded write rows; a row
+    left ``started`` is a call with no outcome.
+    """
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM planbound.approvals) AS approvals,"
+            " (SELECT count(*) FROM planbound.review_claims) AS claims,"
+            " (SELECT count(*) FROM planbound.ledger WHERE status = 'succeeded'"
+            "  AND tool = 'modify_pending_order_address') AS writes,"
+            " (SELECT count(*) FROM planbound.ledger WHERE status = 'started') AS started"
+        ).fetchone()
+    return {k: int(v) for k, v in (row or {}).items()}

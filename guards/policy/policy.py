@@ -7,7 +7,10 @@ error. Any other exception is a programming error and propagates.
 
 from __future__ import annotations
 
+import json
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,13 +56,56 @@ class PolicyConfig:
             raise PolicyError(f"max_write_steps must be an integer >= 1, got {steps!r}")
 
 
+MEMO_SIZE = 256
+"""Answers a policy keeps, by rule and input document (a decision asks the same several times)."""
+
+
 @dataclass
 class Policy:
-    """A loaded policy bundle with the engine that evaluates it."""
+    """A loaded policy bundle with the engine that evaluates it.
+
+    A policy's answer depends only on its modules and the input document, so answers are
+    memoised by (rule, document) when they are evaluated in-process: within one decision the
+    same questions come back (the write re-judged on fresh facts that did not change, a
+    reviewer's authority checked when the answer arrives and again before the write), and
+    are answered once. Failures are not kept: a policy error is asked again next time. An
+    OPA server is always asked (its policy is deployed apart from this process).
+    """
 
     bundle: PolicyBundle
     engine: Engine
     config: PolicyConfig = field(default_factory=PolicyConfig)
+    _memo: OrderedDict[tuple[str, str], Any] = field(
+        default_factory=OrderedDict, init=False, repr=False, compare=False
+    )
+    _memo_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+
+    def _query(self, rule: str, document: Mapping[str, Any]) -> Any:
+        """The engine's answer for ``rule`` on ``document``, memoised (see the class).
+
+        Raises:
+            PolicyError: the engine failed (nothing is memoised).
+        """
+        if not isinstance(self.engine, RegoEngine):
+            return self.engine.query(rule, document)
+        key = (rule, json.dumps(document, sort_keys=True, default=str))
+        with self._memo_lock:
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key]
+        value = self.engine.query(rule, document)
+        with self._memo_lock:
+            self._memo[key] = value
+            while len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
+        return value
+
+    def forget(self) -> None:
+        """Drop every memoised answer (a benchmark measuring cold evaluations)."""
+        with self._memo_lock:
+            self._memo.clear()
 
     @property
     def version(self) -> str:
@@ -89,6 +135,8 @@ class Policy:
                     for s in plan.steps
                 ],
             },
+            # The entries of the tools the plan names: the rules look tools up by a step's
+            # tool, and the input stays small (the engine parses it on every decision).
             "catalog": {
                 name: {
                     "effect": entry.spec.effect,
@@ -96,7 +144,8 @@ class Policy:
                     "compensator": entry.spec.compensator,
                     "version": entry.spec.version,
                 }
-                for name, entry in catalog.entries.items()
+                for name in sorted({s.tool for s in plan.steps})
+                if (entry := catalog.entries.get(name)) is not None
             },
             "facts": dict(facts),
             "actor": {"id": actor or "anonymous"},
@@ -109,7 +158,7 @@ class Policy:
     def decide(self, document: Mapping[str, Any]) -> PolicyDecision:
         """Evaluate the decision; a policy failure is a ``deny`` naming it (fail closed)."""
         try:
-            return parse_decision(self.engine.query("decision", document))
+            return parse_decision(self._query("decision", document))
         except PolicyError as exc:
             return PolicyDecision(deny=(Violation("plan", "policy.error", str(exc)),))
 
@@ -135,7 +184,7 @@ class Policy:
             "actor": {"id": actor or "anonymous"},
         }
         try:
-            reasons = rego_set(self.engine.query("approval_denied", document), "approval_denied")
+            reasons = rego_set(self._query("approval_denied", document), "approval_denied")
         except PolicyError as exc:
             return [f"the approval could not be checked: {exc}"]
         return sorted(str(r) for r in reasons)

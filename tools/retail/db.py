@@ -110,6 +110,27 @@ class RetailDB:
         """Yield users in the order of the source data (τ²'s scan order)."""
         return self._iter("users")
 
+    def iter_users_containing(self, text: str) -> Iterator[dict[str, Any]]:
+        """Yield the users whose record contains ``text`` (case-insensitive), in scan order.
+
+        The database filters the rows, so only the candidates are parsed (a lookup by email
+        or zip no longer decodes every user). A candidate is not yet a match: callers check
+        the field they compare. When nothing contains ``text`` every user is yielded, so a
+        caller's own comparison stays the final word even for spellings the database's
+        ``lower()`` does not fold.
+        """
+        needle = json.dumps(text.lower(), ensure_ascii=False)[1:-1]
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.conn.execute(
+            "SELECT doc FROM retail_users WHERE lower(doc) LIKE ? ESCAPE '\\' ORDER BY seq",
+            (pattern,),
+        ).fetchall()
+        if not rows:
+            yield from self.iter_users()
+            return
+        for (doc,) in rows:
+            yield json.loads(doc)
+
     def iter_products(self) -> Iterator[dict[str, Any]]:
         """Yield products in the order of the source data."""
         return self._iter("products")

@@ -2,7 +2,7 @@
 #
 # Input (built by guards/policy.py):
 #   plan.steps[]      id, tool, ancestors (ids the step transitively depends on)
-#   catalog[tool]     effect ("read"/"write"), risk, compensator
+#   catalog[tool]     effect ("read"/"write"), risk, compensator (the tools the plan names)
 #   facts.steps[id]   args (resolved, or null), unresolved[], output (identity lookups), error
 #   facts.orders[id]  user_id, status, total, payment_method_id (first payment), items[]
 #   facts.users[id]   payment_methods[id].source/.balance
@@ -55,11 +55,20 @@ step_by_id[s.id] := s if some s in steps
 
 is_write(s) if input.catalog[s.tool].effect == "write"
 
-write_count := count([s | some s in input.plan.steps; is_write(s)])
+# The plan is read once into groups: the write steps, and the steps of each tool. A rule
+# about some tools visits only their steps (`steps_of`), so a plan's evaluation costs one
+# pass over its steps plus the matches of each rule, not every step times every rule.
+writes := [s | some s in steps; is_write(s)]
 
-touches_user(s) if s.tool in {"get_user_details", "get_order_details"}
+steps_by_tool := {tool: [s | some s in steps; s.tool == tool] | some tool in {s.tool | some s in steps}}
 
-touches_user(s) if is_write(s)
+steps_of(tools) := [s | some tool in tools; some s in steps_by_tool[tool]]
+
+identity_ids := {s.id | some s in steps_of(identity_tools)}
+
+write_count := count(writes)
+
+user_steps := array.concat(steps_of({"get_user_details", "get_order_details"}), writes)
 
 args(s) := input.facts.steps[s.id].args
 
@@ -68,8 +77,7 @@ violation(s, rule, reason) := {"step": s.id, "rule": rule, "reason": reason}
 # Identity ------------------------------------------------------------------------------
 
 authenticated contains user if {
-	some s in steps
-	s.tool in identity_tools
+	some s in steps_of(identity_tools)
 	user := input.facts.steps[s.id].output
 	is_string(user)
 }
@@ -81,19 +89,17 @@ the_user := user if {
 
 has_identity_before(s) if {
 	some a in s.ancestors
-	step_by_id[a].tool in identity_tools
+	a in identity_ids
 }
 
 deny contains violation(s, "identity.required", msg) if {
-	some s in steps
-	touches_user(s)
+	some s in user_steps
 	not has_identity_before(s)
 	msg := sprintf("%s touches a user's data, but no find_user_id_* step before it establishes who the user is", [s.tool])
 }
 
 deny contains violation(s, "identity.resolved", msg) if {
-	some s in steps
-	s.tool in identity_tools
+	some s in steps_of(identity_tools)
 	error := input.facts.steps[s.id].error
 	is_string(error)
 	msg := sprintf("the user could not be identified: %s", [error])
@@ -101,8 +107,7 @@ deny contains violation(s, "identity.resolved", msg) if {
 
 deny contains violation(s, "identity.one_user", msg) if {
 	count(authenticated) > 1
-	some s in steps
-	s.tool in identity_tools
+	some s in steps_of(identity_tools)
 	msg := concat("", ["a run serves one user, but the lookups identify ", concat(", ", sort(authenticated))])
 }
 
@@ -116,17 +121,15 @@ deny contains violation(s, "scope.user", msg) if {
 }
 
 deny contains violation(s, "scope.order_owner", msg) if {
-	some s in steps
-	s.tool in order_tools
+	some s in steps_of(order_tools)
 	order := input.facts.orders[args(s).order_id]
 	order.user_id != the_user
 	msg := sprintf("order %s belongs to %s, not to the authenticated user %s", [args(s).order_id, order.user_id, the_user])
 }
 
 deny contains violation(s, "scope.order_exists", msg) if {
-	some s in steps
+	some s in steps_of(order_tools)
 	is_write(s)
-	s.tool in order_tools
 	order_id := args(s).order_id
 	not input.facts.orders[order_id]
 	msg := sprintf("order %s does not exist", [order_id])
@@ -140,8 +143,7 @@ deny contains violation(s, "scope.payment_method", msg) if {
 }
 
 deny contains violation(s, "facts.resolved", msg) if {
-	some s in steps
-	is_write(s)
+	some s in writes
 	some problem in input.facts.steps[s.id].unresolved
 	msg := sprintf("its arguments cannot be checked before it runs: %s", [problem])
 }
@@ -151,32 +153,28 @@ deny contains violation(s, "facts.resolved", msg) if {
 order_of(s) := input.facts.orders[args(s).order_id]
 
 deny contains violation(s, "order.pending", msg) if {
-	some s in steps
-	s.tool in pending_only
+	some s in steps_of(pending_only)
 	status := order_of(s).status
 	status != "pending"
 	msg := sprintf("order %s is '%s'; only pending orders can be cancelled or modified", [args(s).order_id, status])
 }
 
 deny contains violation(s, "order.delivered", msg) if {
-	some s in steps
-	s.tool in delivered_only
+	some s in steps_of(delivered_only)
 	status := order_of(s).status
 	status != "delivered"
 	msg := sprintf("order %s is '%s'; only delivered orders can be returned or exchanged", [args(s).order_id, status])
 }
 
 deny contains violation(s, "cancel.reason", msg) if {
-	some s in steps
-	s.tool == "cancel_pending_order"
+	some s in steps_of({"cancel_pending_order"})
 	not args(s).reason in cancel_reasons
 	msg := sprintf("the reason must be 'no longer needed' or 'ordered by mistake', not '%s'", [args(s).reason])
 }
 
 deny contains violation(s, "modify.items_once", msg) if {
-	some s in steps
-	s.tool == "modify_pending_order_items"
-	same := [t | some t in steps; t.tool == s.tool; args(t).order_id == args(s).order_id]
+	some s in steps_of({"modify_pending_order_items"})
+	same := [t | some t in steps_of({s.tool}); args(t).order_id == args(s).order_id]
 	count(same) > 1
 	msg := sprintf("the items of order %s can be modified only once, in one step", [args(s).order_id])
 }
@@ -186,23 +184,20 @@ deny contains violation(s, "modify.items_once", msg) if {
 order_item_ids(s) := [i.item_id | some i in order_of(s).items]
 
 deny contains violation(s, "items.in_order", msg) if {
-	some s in steps
-	s.tool in item_swaps | {"return_delivered_order_items"}
+	some s in steps_of(item_swaps | {"return_delivered_order_items"})
 	some id in args(s).item_ids
 	count([x | some x in args(s).item_ids; x == id]) > count([x | some x in order_item_ids(s); x == id])
 	msg := sprintf("item %s is not in order %s (or not that many times)", [id, args(s).order_id])
 }
 
 deny contains violation(s, "items.given", msg) if {
-	some s in steps
-	s.tool in item_swaps | {"return_delivered_order_items"}
+	some s in steps_of(item_swaps | {"return_delivered_order_items"})
 	count(args(s).item_ids) == 0
 	msg := "no items are named"
 }
 
 deny contains violation(s, "items.paired", msg) if {
-	some s in steps
-	s.tool in item_swaps
+	some s in steps_of(item_swaps)
 	count(args(s).item_ids) != count(args(s).new_item_ids)
 	msg := sprintf("%d items to replace but %d replacements", [count(args(s).item_ids), count(args(s).new_item_ids)])
 }
@@ -221,8 +216,7 @@ old_product(s, old) := product if {
 }
 
 deny contains violation(s, "items.same_product", msg) if {
-	some s in steps
-	s.tool in item_swaps
+	some s in steps_of(item_swaps)
 	some pair in swap_pairs(s)
 	new := input.facts.items[pair[1]]
 	new.product_id != old_product(s, pair[0])
@@ -230,24 +224,21 @@ deny contains violation(s, "items.same_product", msg) if {
 }
 
 deny contains violation(s, "items.exists", msg) if {
-	some s in steps
-	s.tool in item_swaps
+	some s in steps_of(item_swaps)
 	some pair in swap_pairs(s)
 	not input.facts.items[pair[1]]
 	msg := sprintf("item %s does not exist", [pair[1]])
 }
 
 deny contains violation(s, "items.available", msg) if {
-	some s in steps
-	s.tool in item_swaps
+	some s in steps_of(item_swaps)
 	some pair in swap_pairs(s)
 	input.facts.items[pair[1]].available == false
 	msg := sprintf("item %s is not available", [pair[1]])
 }
 
 deny contains violation(s, "items.changed", msg) if {
-	some s in steps
-	s.tool in item_swaps
+	some s in steps_of(item_swaps)
 	some pair in swap_pairs(s)
 	pair[0] == pair[1]
 	msg := sprintf("item %s would be replaced by itself", [pair[0]])
@@ -258,8 +249,7 @@ deny contains violation(s, "items.changed", msg) if {
 method_of(s) := input.facts.users[the_user].payment_methods[args(s).payment_method_id]
 
 deny contains violation(s, "payment.gift_card_balance", msg) if {
-	some s in steps
-	s.tool == "modify_pending_order_payment"
+	some s in steps_of({"modify_pending_order_payment"})
 	method := method_of(s)
 	method.source == "gift_card"
 	method.balance < order_of(s).total
@@ -267,15 +257,13 @@ deny contains violation(s, "payment.gift_card_balance", msg) if {
 }
 
 deny contains violation(s, "payment.changed", msg) if {
-	some s in steps
-	s.tool == "modify_pending_order_payment"
+	some s in steps_of({"modify_pending_order_payment"})
 	args(s).payment_method_id == order_of(s).payment_method_id
 	msg := sprintf("order %s is already paid with %s", [args(s).order_id, args(s).payment_method_id])
 }
 
 deny contains violation(s, "return.refund_method", msg) if {
-	some s in steps
-	s.tool == "return_delivered_order_items"
+	some s in steps_of({"return_delivered_order_items"})
 	method := method_of(s)
 	method.source != "gift_card"
 	args(s).payment_method_id != order_of(s).payment_method_id
@@ -288,10 +276,8 @@ deny contains violation(s, "return.refund_method", msg) if {
 # writes that served the rest (it depends on each of them), but no write may run beside or
 # after it.
 deny contains violation(s, "transfer.out_of_scope", msg) if {
-	some s in steps
-	s.tool == "transfer_to_human_agents"
-	some w in steps
-	is_write(w)
+	some s in steps_of({"transfer_to_human_agents"})
+	some w in writes
 	not w.id in s.ancestors
 	msg := sprintf("a transfer to a human comes after every change the tools make; %s does not run before it", [w.id])
 }
@@ -299,21 +285,18 @@ deny contains violation(s, "transfer.out_of_scope", msg) if {
 # Operator rules ------------------------------------------------------------------------
 
 deny contains violation(s, "operator.max_write_steps", msg) if {
-	writes := [w | some w in steps; is_write(w)]
 	count(writes) > input.config.max_write_steps
 	s := writes[input.config.max_write_steps]
 	msg := sprintf("the plan has %d write steps; at most %d are allowed", [count(writes), input.config.max_write_steps])
 }
 
 needs_approval contains {"step": s.id, "rule": "writes.need_approval", "reason": msg, "roles": approver_roles} if {
-	some s in steps
-	is_write(s)
+	some s in writes
 	msg := sprintf("%s changes the domain (risk %s)", [s.tool, input.catalog[s.tool].risk])
 }
 
 needs_approval contains {"step": s.id, "rule": "operator.amount_threshold", "reason": msg, "roles": supervisor_roles} if {
-	some s in steps
-	is_write(s)
+	some s in writes
 	total := order_of(s).total
 	total > input.config.amount_threshold
 	msg := sprintf("order %s is worth %v, over the %v threshold: a supervisor must approve", [args(s).order_id, total, input.config.amount_threshold])

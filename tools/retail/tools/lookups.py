@@ -21,7 +21,7 @@ def find_user_id_by_email(email: str, db: Db) -> str:
         email: The user's email, e.g. 'something@example.com'.
     """
     wanted = email.lower()
-    for user in db.iter_users():
+    for user in db.iter_users_containing(email):
         if user["email"].lower() == wanted:
             return str(user["user_id"])
     raise ToolError("User not found")
@@ -37,7 +37,7 @@ def find_user_id_by_name_zip(first_name: str, last_name: str, zip: str, db: Db) 
         zip: The zip code of the user's default address, e.g. '12345'.
     """
     first, last = first_name.lower(), last_name.lower()
-    for user in db.iter_users():
+    for user in db.iter_users_containing(zip):
         name = user["name"]
         if (
             name["first_name"].lower() == first
