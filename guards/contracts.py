@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import types
 from dataclasses import dataclass
-from typing import Any, Union, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from guards.plan import Plan, Step, find_cycle, has_ref, iter_refs, iter_strings
+from guards.plan import Plan, Step, find_cycle, has_ref, iter_refs, iter_selections, iter_strings
+from guards.select import check_selection, parse_selection, strip_optional
 from tools.catalog import Catalog
 
 
@@ -60,7 +60,7 @@ def check_path(output: Any, path: list[str]) -> str | None:
     current: Any = output
     for depth, part in enumerate(path):
         where = ".".join(path[: depth + 1])
-        current = _strip_optional(current)
+        current = strip_optional(current)
         if current is Any or current is dict or current is list or current is object:
             return None
         if isinstance(current, type) and issubclass(current, BaseModel):
@@ -84,22 +84,13 @@ def check_path(output: Any, path: list[str]) -> str | None:
     return None
 
 
-def _strip_optional(tp: Any) -> Any:
-    origin = get_origin(tp)
-    if origin is Union or origin is types.UnionType:
-        members = [a for a in get_args(tp) if a is not type(None)]
-        if len(members) == 1:
-            return members[0]
-        return Any
-    return tp
-
-
 def check_plan(plan: Plan, catalog: Catalog, budget: Budget) -> list[Finding]:
     """Return every contract violation of ``plan``; an empty list means the plan holds.
 
     Checks, in order: budgets, unique step ids, each step's tool and arguments, references
-    (to an existing, different step, along a field its output has), declared dependencies,
-    and that steps form a DAG.
+    (to an existing, different step, along a field its output has), selections (their query
+    parses and names fields the output has), declared dependencies, and that steps form a
+    DAG.
     """
     findings: list[Finding] = []
     steps = plan.steps
@@ -134,6 +125,8 @@ def check_plan(plan: Plan, catalog: Catalog, budget: Budget) -> list[Finding]:
         findings.extend(_check_args(step, catalog))
         for text, ref_step, path in iter_refs(step.args):
             findings.extend(_check_ref(step, text, ref_step, path, by_id, catalog))
+        for selection in iter_selections(step.args):
+            findings.extend(_check_selection(step, selection, by_id, catalog))
         for dep in step.depends_on:
             if dep not in by_id:
                 findings.append(
@@ -224,6 +217,36 @@ def _check_ref(
     if problem:
         return [Finding(f"{text!r}: {target.tool} {problem}", step_id=step.id, field=field)]
     return []
+
+
+def _check_selection(
+    step: Step,
+    raw: dict[str, Any],
+    by_id: dict[str, Step],
+    catalog: Catalog,
+) -> list[Finding]:
+    field = next(
+        (k for k, v in step.args.items() if any(s is raw for s in iter_selections(v))), None
+    )
+    try:
+        selection = parse_selection(raw)
+    except ValueError as exc:
+        return [Finding(str(exc), step_id=step.id, field=field)]
+    where = f"the selection on {selection.step!r}"
+    if selection.step == step.id:
+        return [Finding(f"{where} reads its own step", step_id=step.id, field=field)]
+    target = by_id.get(selection.step)
+    if target is None:
+        return [
+            Finding(f"{where} reads unknown step {selection.step!r}", step_id=step.id, field=field)
+        ]
+    entry = catalog.get(target.tool)
+    if entry is None:
+        return []  # the unknown tool is reported on its own step
+    return [
+        Finding(f"{where} ({target.tool}): {problem}", step_id=step.id, field=field)
+        for problem in check_selection(selection, entry.spec.output)
+    ]
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -81,3 +81,11 @@ class PolicyError(GuardError):
     def __init__(self, message: str, source: str | None = None) -> None:
         super().__init__(message)
         self.source = source
+
+
+class SelectionEmpty(ReferenceUnresolved):
+    """A selection matched nothing in the output it reads (the step must not run)."""
+
+
+class SelectionAmbiguous(ReferenceUnresolved):
+    """A selection that wants one value matched several (the step must not run)."""

@@ -17,10 +17,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from guards.errors import ReferenceUnresolved
+from guards.select import SELECT_KEY, evaluate, is_selection, parse_selection
 
 STEP_ID = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 REF = re.compile(r"^\$(?P<step>[A-Za-z][A-Za-z0-9_-]{0,63})(?P<path>(?:\.[A-Za-z0-9_-]+)*)$")
-"""A reference to an earlier step's output: ``$s1`` (whole output) or ``$s1.field.0.sub``."""
+"""A reference to an earlier step's output: ``$s1`` (whole output) or ``$s1.field.0.sub``.
+
+A step argument may also hold a selection, ``{"$select": "s1", "query": ...}``: a pure
+JMESPath query over that output (:mod:`guards.select`).
+"""
 
 PlanSource = Literal["explicit", "template", "llm", "edit"]
 
@@ -117,26 +122,52 @@ class PlanRequest(BaseModel):
 
 
 def iter_strings(value: Any) -> Iterator[str]:
-    """Yield every string inside a JSON value (dict values and list items, depth first)."""
+    """Yield every string inside a JSON value (dict values and list items, depth first).
+
+    Of a selection object only its ``params`` are data: its step id, query and ``take`` are
+    not yielded (a query is never read or filled as a value).
+    """
     if isinstance(value, str):
         yield value
     elif isinstance(value, list):
         for v in value:
             yield from iter_strings(v)
+    elif is_selection(value):
+        yield from iter_strings(value.get("params"))
     elif isinstance(value, dict):
         for v in value.values():
             yield from iter_strings(v)
 
 
 def map_strings(value: Any, fn: Callable[[str], Any]) -> Any:
-    """Return a copy of a JSON value with every string ``s`` replaced by ``fn(s)``."""
+    """Return a copy of a JSON value with every string ``s`` replaced by ``fn(s)``.
+
+    Inside a selection object only the ``params`` are mapped (see :func:`iter_strings`).
+    """
     if isinstance(value, str):
         return fn(value)
     if isinstance(value, list):
         return [map_strings(v, fn) for v in value]
+    if is_selection(value):
+        if "params" not in value:
+            return dict(value)
+        return {**value, "params": map_strings(value["params"], fn)}
     if isinstance(value, dict):
         return {k: map_strings(v, fn) for k, v in value.items()}
     return value
+
+
+def iter_selections(value: Any) -> Iterator[dict[str, Any]]:
+    """Yield every ``$select`` object inside a JSON value, outer ones before their params'."""
+    if isinstance(value, list):
+        for v in value:
+            yield from iter_selections(v)
+    elif is_selection(value):
+        yield value
+        yield from iter_selections(value.get("params"))
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from iter_selections(v)
 
 
 # References -----------------------------------------------------------------------------------
@@ -163,25 +194,35 @@ def iter_refs(value: Any) -> Iterator[tuple[str, str, list[str]]]:
 
 
 def has_ref(value: Any) -> bool:
-    """Return whether ``value`` contains at least one reference."""
-    return any(True for _ in iter_refs(value))
+    """Return whether ``value`` contains at least one reference or selection."""
+    return any(True for _ in iter_refs(value)) or any(True for _ in iter_selections(value))
+
+
+def selection_steps(value: Any) -> set[str]:
+    """Return the ids of the steps that the selections inside ``value`` read."""
+    return {
+        str(sel[SELECT_KEY]) for sel in iter_selections(value) if isinstance(sel[SELECT_KEY], str)
+    }
 
 
 def resolve_refs(value: Any, outputs: Mapping[str, Any], step_id: str) -> Any:
-    """Replace ``$step.path`` references in ``value`` with earlier outputs.
+    """Replace ``$step.path`` references and selections in ``value`` with earlier outputs.
 
     Raises:
-        ReferenceUnresolved: when a reference does not resolve against the actual output.
+        ReferenceUnresolved: when a reference or a selection does not resolve against the
+            actual outputs (:class:`~guards.errors.SelectionEmpty` and
+            :class:`~guards.errors.SelectionAmbiguous` for a selection that matched nothing
+            or, wanting one value, several).
     """
 
-    def resolve(text: str) -> Any:
-        if not text.startswith("$"):
-            return text
-        if text.startswith("$$"):
-            return text[1:]
-        head, *path = text[1:].split(".")
+    def text(raw: str) -> Any:
+        if not raw.startswith("$"):
+            return raw
+        if raw.startswith("$$"):
+            return raw[1:]
+        head, *path = raw[1:].split(".")
         if head not in outputs:
-            raise ReferenceUnresolved(step_id, f"{text!r}: step {head!r} has no output")
+            raise ReferenceUnresolved(step_id, f"{raw!r}: step {head!r} has no output")
         current = outputs[head]
         for i, part in enumerate(path):
             where = ".".join([head, *path[: i + 1]])
@@ -190,10 +231,30 @@ def resolve_refs(value: Any, outputs: Mapping[str, Any], step_id: str) -> Any:
             elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
                 current = current[int(part)]
             else:
-                raise ReferenceUnresolved(step_id, f"{text!r}: the output has no {where!r}")
+                raise ReferenceUnresolved(step_id, f"{raw!r}: the output has no {where!r}")
         return current
 
-    return map_strings(value, resolve)
+    def resolve(item: Any) -> Any:
+        if isinstance(item, str):
+            return text(item)
+        if isinstance(item, list):
+            return [resolve(v) for v in item]
+        if is_selection(item):
+            try:
+                selection = parse_selection(item)
+            except ValueError as exc:
+                raise ReferenceUnresolved(step_id, str(exc)) from None
+            if selection.step not in outputs:
+                raise ReferenceUnresolved(
+                    step_id, f"selection on {selection.step!r}: that step has no output"
+                )
+            params = {k: resolve(v) for k, v in selection.params.items()}
+            return evaluate(selection, outputs[selection.step], params, step_id)
+        if isinstance(item, dict):
+            return {k: resolve(v) for k, v in item.items()}
+        return item
+
+    return resolve(value)
 
 
 # Dependency order -----------------------------------------------------------------------------
@@ -203,6 +264,7 @@ def dependencies(step: Step) -> set[str]:
     """Return the ids a step depends on: declared plus implied by references."""
     deps = set(step.depends_on)
     deps.update(sid for _, sid, _ in iter_refs(step.args) if sid)
+    deps.update(selection_steps(step.args))
     return deps
 
 
