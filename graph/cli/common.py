@@ -126,13 +126,30 @@ def guarded(as_json: bool, action: Callable[[], T], **extra: Any) -> T:
         fail(str(exc), as_json, **extra)
 
 
-def home_services(home: Path | None) -> Services:
+PlannerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--planner",
+        help="auto (templates, else the LLM if its risk tier allows), template or llm "
+        "(default $PLANBOUND_PLANNER or auto).",
+    ),
+]
+
+
+def home_services(home: Path | None, planner: str | None = None) -> Services:
     """The services of a data directory (``--home``, else ``PLANBOUND_HOME``).
 
+    Args:
+        home: The data directory.
+        planner: ``--planner``, instead of ``PLANBOUND_PLANNER``.
+
     Raises:
-        ConfigError: a setting in the environment is malformed.
+        ConfigError: a setting in the environment (or ``--planner``) is malformed.
     """
-    return Services(Settings.load(**({"home": home} if home is not None else {})))
+    overrides: dict[str, Any] = {"home": home} if home is not None else {}
+    if planner is not None:
+        overrides["planner"] = planner
+    return Services(Settings.load(**overrides))
 
 
 def home_stores(home: Path | None) -> Stores:
@@ -140,9 +157,9 @@ def home_stores(home: Path | None) -> Stores:
     return home_services(home).stores
 
 
-def home_runner(home: Path | None) -> Runner:
+def home_runner(home: Path | None, planner: str | None = None) -> Runner:
     """Build a runner on the services of a data directory."""
-    return Runner(services=home_services(home))
+    return Runner(services=home_services(home, planner))
 
 
 def caller(settings: Settings, token_file: Path | None) -> Identity | None:

@@ -13,6 +13,7 @@ from graph.cli.answers import ApproveFlags, PendingReview, review_answer
 from graph.cli.common import (
     HomeOpt,
     JsonOpt,
+    PlannerOpt,
     TokenFileOpt,
     UsageError,
     caller,
@@ -44,6 +45,7 @@ def run_cmd(
     ] = None,
     token_file: TokenFileOpt = None,
     home: HomeOpt = None,
+    planner: PlannerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Plan, verify and run a request; stops when a step needs approval."""
@@ -59,7 +61,7 @@ def run_cmd(
                 document = json.loads(plan_file.read_text())
             except json.JSONDecodeError as exc:
                 raise UsageError(f"--plan {plan_file}: not JSON ({exc})") from exc
-        runner = home_runner(home)
+        runner = home_runner(home, planner)
         holder = caller(runner.services.settings, token_file)
         return runner.start(
             request=request,

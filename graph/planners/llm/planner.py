@@ -133,23 +133,24 @@ class LLMPlanner:
     def attempt(self, request: PlanRequest) -> Attempt:
         """Ask the model once; return what it planned, or why its reply cannot be used."""
         messages = self.messages(request)
+        failed = Usage(calls=1)  # a failed call is counted; its tokens are unknown
         try:
             result = self._runnable.invoke(messages)
         except openai.APITimeoutError:
-            return Attempt(None, ["llm.timeout: the model server did not answer in time"])
+            return Attempt(None, ["llm.timeout: the model server did not answer in time"], failed)
         except openai.APIStatusError as exc:
-            return Attempt(
-                None, [f"llm.unavailable: the model server answered HTTP {exc.status_code}"]
-            )
+            problem = f"llm.unavailable: the model server answered HTTP {exc.status_code}"
+            return Attempt(None, [problem], failed)
         except openai.APIConnectionError:
-            return Attempt(None, ["llm.unavailable: the model server could not be reached"])
+            problem = "llm.unavailable: the model server could not be reached"
+            return Attempt(None, [problem], failed)
         raw = result.get("raw") if isinstance(result, dict) else None
         if not isinstance(raw, AIMessage):
-            return Attempt(None, ["llm.reply: the model returned no message"])
+            return Attempt(None, ["llm.reply: the model returned no message"], failed)
         usage = self._usage(raw, messages)
-        document, problem = self._document(raw)
-        if problem is not None:
-            return Attempt(None, [problem], usage)
+        document, unreadable = self._document(raw)
+        if unreadable is not None:
+            return Attempt(None, [unreadable], usage)
         try:
             reply = ModelPlan.model_validate(document)
         except ValidationError as exc:

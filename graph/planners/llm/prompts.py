@@ -64,8 +64,11 @@ used in the query as param('name'). The query's field names must be fields of th
 output. Examples:
   the item of an order whose name is a keyboard: {{"$select": "s2", "query": \
 "items[?name == 'Mechanical Keyboard'].item_id", "take": "one"}}
-  the available variant with clicky switches: {{"$select": "s3", "query": \
-"values(variants)[?available && options.switch_type == 'clicky'].item_id", "take": "one"}}
+  the available variant with clicky switches and the size of the item being exchanged: \
+{{"$select": "s3", "query": "variants.* | [?available && options.\\"switch type\\" == 'clicky' \
+&& options.size == param('current').size].item_id", "take": "one", "params": {{"current": \
+{{"$select": "s2", "query": "items[?item_id == param('item')].options", "params": \
+{{"item": "<item id>"}}}}}}}}
   every item id of an order: {{"$select": "s2", "query": "items[].item_id", "take": "all"}}\
 """
 
