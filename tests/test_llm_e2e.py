@@ -480,3 +480,73 @@ def test_recorded_llm_plans_reach_the_gold_database_state(
             stores.close()
     assert len(stub.requests) == 1
     assert ends[0] == ends[1] != load_shipped()
+
+
+# The command line, pointed at the stub by the documented variables.
+
+
+def cli(home: Path, *args: str) -> tuple[int, Any]:
+    from typer.testing import CliRunner
+
+    from graph.cli import app
+
+    result = CliRunner().invoke(app, [*args, "--home", str(home), "--json"])
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stdout + str(result.exception)
+    return result.exit_code, json.loads(lines[0])
+
+
+def test_cli_plans_with_the_llm_replans_once_stops_for_approval_and_executes(
+    tmp_path: Path, stub: Stub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    for name in ("PLANBOUND_DATABASE_URI", "DATABASE_URI", "PLANBOUND_PLANNER"):
+        monkeypatch.delenv(name, raising=False)
+    code, _ = cli(home, "seed")
+    assert code == 0
+
+    # Without a model, --planner llm is a clear error and nothing is asked.
+    monkeypatch.delenv("PLANBOUND_MODEL", raising=False)
+    code, bad = cli(home, "run", EXCHANGE, "--planner", "llm")
+    assert code == 2 and "PLANBOUND_PLANNER=llm needs a model" in bad["error"]
+    code, bad = cli(home, "run", EXCHANGE, "--planner", "clever")
+    assert code == 2 and "PLANBOUND_PLANNER: Input should be" in bad["error"]
+    # Offline, a request no template covers is cannot_plan, as before.
+    code, offline = cli(home, "run", EXCHANGE)
+    assert code == 0 and offline["status"] == "cannot_plan", offline
+
+    monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local")
+    monkeypatch.setenv("PLANBOUND_MODEL", MODEL)
+
+    # `plan` shows route, plan and verdict and runs nothing.
+    stub.add(Reply.plan(PRECISE))
+    code, preview = cli(home, "plan", EXCHANGE)
+    assert code == 0, preview
+    assert preview["route"]["planner"] == "llm"
+    assert preview["verdict"]["outcome"] == "needs_approval"
+    assert preview["plan"]["source"] == "llm" and preview["results"] == []
+    assert preview["next"] == ["approve"] and preview["thread_id"] is None
+
+    stub.add(Reply.plan(AMBIGUOUS), Reply.plan(PRECISE))
+    code, run = cli(home, "run", EXCHANGE, "--planner", "llm")
+    assert code == 0 and run["status"] == "awaiting_approval", run
+    assert len(stub.requests) == 3  # the preview, then the plan and one re-plan
+    assert "facts.resolved: step s4" in stub.user_messages()[2]
+    assert run["pending"][0]["step_id"] == "s4"
+
+    code, done = cli(
+        home,
+        "approve",
+        run["thread_id"],
+        "--all",
+        "--approve",
+        "--reviewer",
+        "sue",
+        "--role",
+        "supervisor",
+    )
+    assert code == 0 and done["status"] == "completed", done
+    out = tmp_path / "state.json"
+    assert cli(home, "export", "--out", str(out))[0] == 0
+    assert json.loads(out.read_text()) == expected_exchange(load_shipped(), CLICKY_NONE_FULL)
