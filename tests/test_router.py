@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,8 @@ def test_a_tool_in_a_forbidden_tier_is_refused(tmp_path: Path) -> None:
             "default: unknown tier 'nope'; tools.x: unknown tier 'gold'",
         ),
         (
-            "version: '1'\ndefault: read\ntiers:\n  read: {rank: 1, llm: sometimes, description: r}",
+            "version: '1'\ndefault: read\n"
+            "tiers:\n  read: {rank: 1, llm: sometimes, description: r}",
             "tiers.read.llm: Input should be 'allowed' or 'forbidden'",
         ),
         ("version: [", "not valid YAML"),
@@ -153,8 +155,6 @@ def test_the_shipped_taxonomy_covers_every_tool_and_policy_rule() -> None:
         effect = catalog.entries[name].spec.effect
         assert TAXONOMY.tools[name] == ("read" if effect == "read" else "write"), name
     rego = (Path(str(DOMAIN.policy_dir)) / "retail.rego").read_text()
-    import re
-
     denied = set(re.findall(r'deny contains violation\(s, "([a-z_.]+)"', rego))
     assert denied and denied <= set(TAXONOMY.rules), denied - set(TAXONOMY.rules)
 
