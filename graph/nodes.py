@@ -124,6 +124,15 @@ class Nodes:
             previous=state.get("plan"),
         )
         if isinstance(planner, LLMPlanner):
+            pinned = state["pins"].planner_version
+            if planner.version != pinned:
+                # The prompts, catalog rendering or model changed under a running decision.
+                return {
+                    "plan_attempts": attempts,
+                    "status": "refused",
+                    "error": f"the LLM planner changed since the run started ({pinned} -> "
+                    f"{planner.version}); start a new run",
+                }
             return self._plan_with_llm(planner, request, state)
         try:
             outcome = planner.plan(request)

@@ -550,3 +550,46 @@ def test_cli_plans_with_the_llm_replans_once_stops_for_approval_and_executes(
     out = tmp_path / "state.json"
     assert cli(home, "export", "--out", str(out))[0] == 0
     assert json.loads(out.read_text()) == expected_exchange(load_shipped(), CLICKY_NONE_FULL)
+
+
+def test_cli_answers_a_request_for_a_plan(
+    tmp_path: Path, stub: Stub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    for name in ("PLANBOUND_DATABASE_URI", "DATABASE_URI", "PLANBOUND_PLANNER"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli(home, "seed")[0] == 0
+    monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
+    monkeypatch.setenv("PLANBOUND_MODEL", MODEL)
+    monkeypatch.setenv("PLANBOUND_MAX_REPLANS", "0")
+    monkeypatch.setenv("PLANBOUND_HUMAN_FALLBACK", "true")
+    stub.add(Reply(status=503), Reply(status=503))
+
+    code, asked = cli(home, "run", EXCHANGE)
+    assert code == 0 and asked["status"] == "awaiting_plan", asked
+    thread = asked["thread_id"]
+    assert asked["plan_request"]["findings"] == [
+        "llm.unavailable: the model server answered HTTP 503"
+    ]
+    plan = tmp_path / "plan.json"
+    plan.write_text("{not json")
+    code, bad = cli(home, "give-plan", thread, "--plan", str(plan))
+    assert code == 2 and "not JSON" in bad["error"]
+    plan.write_text(json.dumps({"steps": [{"tool": "calculate", "args": {"x": 1}, "bad": 1}]}))
+    code, bad = cli(home, "give-plan", thread, "--plan", str(plan))
+    assert code == 2 and "steps[0] has unknown key 'bad'" in bad["error"]
+    assert cli(home, "status", thread)[1]["status"] == "awaiting_plan"  # nothing changed
+
+    plan.write_text(json.dumps({"steps": PRECISE}))
+    code, paused = cli(home, "give-plan", thread, "--plan", str(plan))
+    assert code == 0 and paused["status"] == "awaiting_approval", paused
+    assert paused["plan"]["source"] == "edit"
+    code, bad = cli(home, "give-plan", thread, "--reject", "no")
+    assert code == 2 and "not awaiting a plan" in bad["error"]
+
+    code, other = cli(home, "run", EXCHANGE)
+    assert other["status"] == "awaiting_plan"
+    code, ended = cli(home, "give-plan", other["thread_id"], "--reject", "call the customer")
+    assert code == 0 and ended["status"] == "rejected"
+    assert ended["error"] == "no plan: call the customer"
+    assert len(stub.requests) == 2

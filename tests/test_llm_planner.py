@@ -400,3 +400,28 @@ def test_without_a_model_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> Non
     route = services.router.route("exchange my keyboard for a clicky one", explicit=False)
     assert route.planner == "template"
     assert "no model is configured" in route.reason
+
+
+def test_a_planner_that_changed_under_a_running_decision_refuses_it() -> None:
+    from graph.nodes import Nodes
+    from graph.state import Pins, Route
+
+    chat = ScriptedChat(replies=[reply(GOOD)], seen=[], bound=[])
+    services = Services(Settings.load(home="/nonexistent"), chat_model=chat)
+    pins = Pins(
+        catalog="retail",
+        catalog_version="c",
+        policy_version="p",
+        planner="llm",
+        planner_version="an-older-prompt",
+    )
+    state: Any = {
+        "route": Route(planner="llm", reason="r", tier="read"),
+        "pins": pins,
+        "asked": "show my order",
+        "plan_attempts": 0,
+    }
+    out = Nodes(services).plan(state, None)  # type: ignore[arg-type]
+    assert out["status"] == "refused"
+    assert out["error"].startswith("the LLM planner changed since the run started")
+    assert chat.seen == []  # the model was not asked

@@ -53,7 +53,7 @@ from the request exactly as written; never invent an id, an email or a payment m
 
 REFERENCES = """\
 - "$s1" is the whole output of step s1; "$s1.field.sub" a field of it; "$s1.items.0.item_id" \
-indexes a list. A reference is an argument value (the JSON string "$s1.user_id"), or an item \
+indexes a list. A reference is an argument value (the JSON string "$s2.user_id"), or an item \
 of a list argument. "$$" writes a literal "$".
 - A selection picks values out of an earlier read step's output with a JMESPath query; give \
 it as the argument's JSON value:
