@@ -7,6 +7,10 @@ function (for ``tools`` with ``tool_choice``), raw text (malformed JSON), an HTT
 reply delayed past the client's timeout. Every request body is recorded, so a test can assert
 what the model was sent and how often it was asked. A request the script has no reply for is
 answered HTTP 500 and recorded as unexpected.
+
+Run by hand to try the CLI against it: ``python tests/openai_stub.py replies.json`` serves
+the replies in the file (a JSON list of :class:`Reply` fields, e.g. ``{"document": {...}}``,
+``{"text": "{"}``, ``{"status": 500}``) and prints its URL; Ctrl-C stops it.
 """
 
 from __future__ import annotations
@@ -205,3 +209,27 @@ def serve() -> Iterator[Stub]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the replies of a JSON file until interrupted (see the module docstring)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="OpenAI-compatible stub with scripted replies")
+    parser.add_argument("script", help="JSON file: a list of replies")
+    args = parser.parse_args(argv)
+    with open(args.script, encoding="utf-8") as f:
+        replies = [Reply(**r) for r in json.load(f)]
+    with serve() as stub:
+        stub.add(*replies)
+        print(stub.url, flush=True)
+        try:
+            while True:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        print(f"{len(stub.requests)} requests, {len(stub.unexpected)} unexpected", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -527,12 +527,21 @@ def test_cli_plans_with_the_llm_replans_once_stops_for_approval_and_executes(
     assert preview["verdict"]["outcome"] == "needs_approval"
     assert preview["plan"]["source"] == "llm" and preview["results"] == []
     assert preview["next"] == ["approve"] and preview["thread_id"] is None
+    stub.add(Reply.plan(PRECISE))
+    from typer.testing import CliRunner
+
+    from graph.cli import app
+
+    shown = CliRunner().invoke(app, ["plan", EXCHANGE, "--home", str(home)])
+    assert shown.exit_code == 0, shown.stdout
+    assert "planned by llm" in shown.stdout and "verdict needs_approval" in shown.stdout
+    assert "[llm.write_review]" in shown.stdout.replace("\n", "")
 
     stub.add(Reply.plan(AMBIGUOUS), Reply.plan(PRECISE))
     code, run = cli(home, "run", EXCHANGE, "--planner", "llm")
     assert code == 0 and run["status"] == "awaiting_approval", run
-    assert len(stub.requests) == 3  # the preview, then the plan and one re-plan
-    assert "facts.resolved: step s4" in stub.user_messages()[2]
+    assert len(stub.requests) == 4  # two previews, then the plan and one re-plan
+    assert "facts.resolved: step s4" in stub.user_messages()[3]
     assert run["pending"][0]["step_id"] == "s4"
 
     code, done = cli(

@@ -54,12 +54,7 @@ def plan_cmd(
     if as_json:
         emit(report)
         return
-    route = report.get("route") or {}
-    out.print(
-        f"route [bold]{escape(str(route.get('planner') or 'none'))}[/]: "
-        f"{escape(str(route.get('reason', '')))}",
-        highlight=False,
-    )
+    render.outcome({**report, "thread_id": "(preview: nothing was run or kept)", "pending": []})
     verdict = report.get("verdict")
     if verdict:
         out.print(f"verdict [bold]{escape(verdict['outcome'])}[/]", highlight=False)
@@ -69,14 +64,8 @@ def plan_cmd(
                 f"{escape(review['reason'])}",
                 highlight=False,
             )
-    usage = report.get("usage")
-    if usage and usage.get("calls"):
-        out.print(
-            f"model calls {usage['calls']}, tokens {usage['total_tokens']}, "
-            f"cost {usage['cost']:.6f}",
-            highlight=False,
-        )
-    render.outcome({**report, "thread_id": "(preview: nothing was run or kept)", "pending": []})
+        for reason in verdict.get("reasons", []):
+            out.print(f"  {escape(reason)}", highlight=False)
 
 
 def give_plan_cmd(
