@@ -173,6 +173,21 @@ def test_plan_replan_on_a_finding_approve_execute(stores: Stores, stub: Stub) ->
     assert export(stores.domain) == expected_exchange(load_shipped(), CLICKY_NONE_FULL)
 
 
+def test_function_calling_for_servers_without_json_schema(stores: Stores, stub: Stub) -> None:
+    stub.add(Reply(text='{"decision": "plan"'), Reply.plan(PRECISE))
+    runner = llm_runner(stores, stub, structured_output="function_calling")
+    paused = runner.start(request=EXCHANGE)
+    assert paused["status"] == "awaiting_approval", paused
+    body = stub.requests[0]
+    assert "response_format" not in body
+    assert body["tool_choice"]["function"]["name"] == "plan"
+    assert body["tools"][0]["function"]["parameters"]["additionalProperties"] is False
+    assert "llm.json: the function call's arguments are not valid JSON" in stub.user_messages()[1]
+    done = supervisor_approves(runner, paused)
+    assert done["status"] == "completed", done
+    assert export(stores.domain) == expected_exchange(load_shipped(), CLICKY_NONE_FULL)
+
+
 def test_malformed_reply_is_a_finding_and_the_model_plans_again(stores: Stores, stub: Stub) -> None:
     stub.add(
         Reply(text='{"decision": "plan", "reason": "", "steps": [{"id": "s1"'),
