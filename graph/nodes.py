@@ -263,7 +263,7 @@ class Nodes:
                 policy_version=pins.policy_version,
             )
             journal_verdict(services, state["decision_id"], current, verdict)
-            return self._refuse(state, verdict)
+            return self._refuse(state, verdict, final=True)  # no re-plan can fix it
         stores = services.stores
         judgement = services.verifier.verify(
             current, stores.domain, stores.lock, state.get("actor")
@@ -275,7 +275,12 @@ class Nodes:
         return {"verdict": judgement.verdict, "status": "verified"}
 
     def _refuse(
-        self, state: State, verdict: Verdict, judgement: Judgement | None = None
+        self,
+        state: State,
+        verdict: Verdict,
+        judgement: Judgement | None = None,
+        *,
+        final: bool = False,
     ) -> dict[str, Any]:
         services = self.services
         route: Route | None = state.get("route")
@@ -283,10 +288,9 @@ class Nodes:
         settings = services.settings
         fallback = state.get("human_fallback")
         replans_left = state.get("plan_attempts", 0) <= settings.max_replans
-        to_human = (
-            planner.can_replan and not replans_left and settings.human_fallback and not fallback
-        )
-        fixable = planner.can_replan and fallback is None and (replans_left or to_human)
+        replannable = planner.can_replan and not final
+        to_human = replannable and not replans_left and settings.human_fallback and not fallback
+        fixable = replannable and fallback is None and (replans_left or to_human)
         verdict = verdict.model_copy(update={"fixable": fixable})
         update: dict[str, Any] = {"verdict": verdict}
         if fixable and isinstance(planner, LLMPlanner):
