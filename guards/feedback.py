@@ -32,10 +32,22 @@ def planner_findings(judgement: Judgement, rules: Mapping[str, str]) -> list[str
     for violation in judgement.decision.deny:
         where = "the plan" if violation.step == "plan" else f"step {violation.step}"
         text = rules.get(violation.rule, "see the rules above")
-        found.append(f"{violation.rule}: {where}: {text}")
+        found.append(f"{violation.rule}: {where}: {text}{_selection_hint(violation.reason)}")
     if not found and judgement.verdict.outcome == "deny":
         found.append("policy: the plan was refused (the policy gave no rule)")
     return list(dict.fromkeys(found))
+
+
+def _selection_hint(reason: str) -> str:
+    """Which of two fixed hints fits a selection that did not resolve (none otherwise).
+
+    The reason itself quotes matched values, so only the kind of failure is passed on.
+    """
+    if "matched nothing" in reason:
+        return " (a selection matched nothing: loosen it, or check the fields it compares)"
+    if "it needs exactly one" in reason:
+        return " (a selection matched several values where one is wanted: narrow it)"
+    return ""
 
 
 def budget_findings(

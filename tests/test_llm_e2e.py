@@ -160,6 +160,7 @@ def test_plan_replan_on_a_finding_approve_execute(stores: Stores, stub: Stub) ->
     first, second = stub.user_messages()
     assert "refused" not in first
     assert "facts.resolved: step s4: every argument of a write must be known" in second
+    assert "matched several values where one is wanted: narrow it" in second
     for value in (CLICKY_NONE_FULL, CLICKY_WHITE_FULL, "Philadelphia", "yusuf_rossi_9620"):
         assert value not in json.dumps(stub.requests), value
     # Strict structured output: a closed JSON schema, temperature 0.
@@ -278,6 +279,7 @@ def test_a_selection_with_no_match_fails_before_any_write(stores: Stores, stub: 
     assert out["status"] == "refused", out
     assert "facts.resolved" in out["error"] and "matched nothing" in out["error"]
     assert len(stub.requests) == 3  # the first plan and max_replans=2 re-plans
+    assert "(a selection matched nothing: loosen it" in stub.user_messages()[1]
     assert export(stores.domain) == load_shipped()
     assert Ledger(stores.domain).rows(out["decision_id"]) == []
 

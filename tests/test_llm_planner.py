@@ -339,6 +339,23 @@ def test_findings_for_the_planner_never_quote_what_a_rule_read() -> None:
     )
     rules = {"order.pending": "only a pending order can be cancelled or modified"}
     found = planner_findings(denied, rules)
+    several = Judgement(
+        verdict=verdict,
+        decision=PolicyDecision(
+            deny=(
+                Violation(
+                    "s4",
+                    "facts.resolved",
+                    f"the selection on 's3' matched 2 values (['{poison}', '2']); it needs "
+                    "exactly one",
+                ),
+            )
+        ),
+    )
+    assert planner_findings(several, {"facts.resolved": "must resolve"}) == [
+        "facts.resolved: step s4: must resolve (a selection matched several values where one "
+        "is wanted: narrow it)"
+    ]
     assert found == [
         "order.pending: step s3: only a pending order can be cancelled or modified",
         "operator.max_write_steps: the plan: see the rules above",
