@@ -132,8 +132,11 @@ class PostgresDomain(Domain):
 
     dialect: Dialect = "postgres"
 
-    def __init__(self, uri: str) -> None:
-        """Connect (autocommit) and select the ``planbound`` schema, creating it if needed."""
+    def __init__(self, uri: str, create_schema: bool = True) -> None:
+        """Connect (autocommit) and select the ``planbound`` schema, creating it if needed.
+
+        With ``create_schema`` false (a reading command) a missing schema is left missing.
+        """
         import psycopg
         from psycopg import errors
 
@@ -148,7 +151,7 @@ class PostgresDomain(Domain):
         # Even with IF NOT EXISTS, creating needs the CREATE privilege: a role without it
         # (see deploy/roles.sql) finds the schema in place.
         found = self.conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,))
-        if found.fetchone() is None:
+        if found.fetchone() is None and create_schema:
             self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         self.conn.execute(f"SET search_path TO {SCHEMA}, public")
 
@@ -193,14 +196,42 @@ def as_domain(conn: Domain | sqlite3.Connection) -> Domain:
     raise TypeError(f"not a domain connection: {type(conn).__name__}")
 
 
-def connect_sqlite(path: Path) -> sqlite3.Connection:
-    """Open a SQLite file for planbound: autocommit, WAL, synchronous FULL."""
+def connect_sqlite(path: Path, readonly: bool = False, timeout: float = 30) -> sqlite3.Connection:
+    """Open a SQLite file for planbound: autocommit, WAL, synchronous FULL.
+
+    With ``readonly`` the file must exist and is opened read-only: nothing is created, no
+    pragma is written, and readers never wait on a writer (WAL). In a directory this process
+    cannot write, where SQLite cannot create the WAL index, the file is read as immutable.
+    """
+    if readonly:
+        return _connect_readonly(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    modes = ("mode=ro", "mode=ro&immutable=1")  # the second only when the first cannot read
+    for n, mode in enumerate(modes):
+        conn = sqlite3.connect(
+            f"{path.absolute().as_uri()}?{mode}",
+            uri=True,
+            check_same_thread=False,
+            isolation_level=None,
+            timeout=5,
+        )
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            conn.close()
+            if n == len(modes) - 1:
+                raise
+            continue
+        return conn
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # Migrations ---------------------------------------------------------------------------------

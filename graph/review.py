@@ -7,6 +7,7 @@ the thread is touched, and the node applies it with the same functions.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,9 +19,9 @@ from graph.state import Pins
 from guards.errors import DecisionInvalid
 from guards.judgement import Approval, Decision, StepReview, approval_digest
 from guards.limits import MAX_ANSWER_BYTES, MAX_NAME_CHARS, document_problem
-from guards.plan import Plan, Step
+from guards.plan import Plan, Step, has_ref
 from guards.review import Identity, apply_edits, authorize, parse_answer
-from tools.catalog import Catalog
+from tools.catalog import Catalog, ToolError
 
 DECISIONS_ALLOWED = ["approve", "edit", "reject", "respond"]
 
@@ -317,3 +318,87 @@ def _named_roles(answer: Any) -> list[str]:
     if isinstance(roles, str):
         return [roles]
     return [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else []
+
+
+def preview(services: Services, plan: Plan, step_ids: Sequence[str]) -> dict[str, Any]:
+    """Show a reviewer what each pending step would do, from the data as it is now.
+
+    For each step: the references in its arguments with the values they resolve to now
+    (the plan's lookups are run read-only, as the verifier does: ``read_now``), and, for a
+    write tool whose effect is undoable from recorded before-images (it has a compensator),
+    what it would change, ``before`` → ``after`` per field: the tool is run on the current
+    data in a transaction that is always rolled back. Each step is previewed alone, on the
+    data as it is now, not after the plan's earlier writes. Nothing here is an approval or is
+    kept: the step is judged again, on fresh facts, just before it runs.
+
+    Returns:
+        ``{step_id: {"refs": [...], "changes": [...] | None, "note": str | None}}``.
+    """
+    from guards.facts import resolve_facts  # the verifier's own read-only resolution
+
+    stores = services.stores
+    facts = resolve_facts(plan, services.catalog, services.domain, stores.domain, stores.lock)
+    found: dict[str, Any] = {}
+    for step_id in step_ids:
+        step = plan.step(step_id)
+        record = facts["steps"].get(step_id) or {}
+        resolved = record.get("args")
+        refs = []
+        for key, given in step.args.items():
+            if not has_ref(given):
+                continue
+            value = resolved.get(key) if isinstance(resolved, Mapping) else None
+            refs.append(
+                {"arg": key, "ref": given, "value": value, "read_now": resolved is not None}
+            )
+        entry: dict[str, Any] = {"refs": refs, "changes": None, "note": None}
+        if record.get("unresolved"):
+            entry["note"] = "; ".join(str(u) for u in record["unresolved"])
+        elif isinstance(resolved, Mapping):
+            entry["changes"], entry["note"] = _dry_run(services, step.tool, dict(resolved))
+        found[step_id] = entry
+    return found
+
+
+def _dry_run(
+    services: Services, tool: str, args: dict[str, Any]
+) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """Run a write tool on the current data and roll it back: the fields it would change."""
+    entry = services.catalog.get(tool)
+    if entry is None or entry.spec.effect != "write" or entry.spec.compensator is None:
+        return None, None
+    stores = services.stores
+    if stores.readonly:
+        return None, "what it changes: `planbound status THREAD --changes` tries it (rolled back)"
+    conn = stores.domain
+    with stores.lock:
+        try:
+            conn.begin(write=True)
+        except conn.errors:
+            return None, "changes not previewed: the database is read-only here"
+        try:
+            store = services.store(conn)
+            entry.tool.invoke({**args, "db": store})
+            changes = store.take_changes()
+        except (ToolError, ValueError) as exc:
+            message = exc.message if isinstance(exc, ToolError) else str(exc).splitlines()[0]
+            return None, f"it would fail now: {message}"
+        except conn.errors:
+            return None, "changes not previewed: the database refused the trial write"
+        finally:
+            conn.rollback()
+    return [_field_changes(c) for c in changes], None
+
+
+def _field_changes(change: Any) -> dict[str, Any]:
+    """One record's change as the fields that differ, ``before`` → ``after``."""
+    before = json.loads(change.before) if change.before else None
+    after = json.loads(change.after) if change.after else None
+    fields: dict[str, Any] = {}
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                fields[key] = {"before": before.get(key), "after": after.get(key)}
+    else:
+        fields["record"] = {"before": before, "after": after}
+    return {"table": change.table, "key": change.key, "fields": fields}

@@ -58,10 +58,12 @@ def open_stores(
     *,
     domain: DomainPlugin | None = None,
     pool_max: int = 10,
+    readonly: bool = False,
 ) -> Stores:
     """Open the stores for ``domain``: its tables migrated, the state types allowed.
 
-    Without ``domain``, the settings' default domain (retail).
+    Without ``domain``, the settings' default domain (retail). With ``readonly`` nothing is
+    created or migrated and no write lock is taken (commands that only read).
     """
     plugin = domain or load_domain(str(Settings.model_fields["domain"].default))
     return factory.open_stores(
@@ -70,6 +72,7 @@ def open_stores(
         components=[(plugin.name, plugin.migrations)],
         serde_types=STATE_TYPES,
         pool_max=pool_max,
+        readonly=readonly,
     )
 
 
@@ -80,6 +83,7 @@ class Services:
         settings: Operator settings; read from the environment on first use when omitted.
         stores: Open stores to use (tests, embedding); opened from settings when omitted.
         domain: The domain plug-in; loaded from ``settings.domain`` when omitted.
+        readonly: Open the stores read-only (a command that only reads).
         chat_model: The chat model of the LLM planner (tests, embedding); built from the
             settings (``ChatOpenAI``) when omitted and a model is configured.
     """
@@ -90,8 +94,10 @@ class Services:
         *,
         stores: Stores | None = None,
         domain: DomainPlugin | None = None,
+        readonly: bool = False,
         chat_model: BaseChatModel | None = None,
     ) -> None:
+        self._readonly = readonly
         self._settings = settings
         self._stores = stores
         self._domain = domain
@@ -157,7 +163,11 @@ class Services:
             if self._stores is None:
                 s = self.settings
                 self._stores = open_stores(
-                    s.home, s.postgres_uri, domain=self.domain, pool_max=s.pg_pool_max
+                    s.home,
+                    s.postgres_uri,
+                    domain=self.domain,
+                    pool_max=s.pg_pool_max,
+                    readonly=self._readonly,
                 )
             return self._stores
 

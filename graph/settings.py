@@ -23,10 +23,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from checkpoints.factory import redact
 from graph.errors import ConfigError
 from graph.identity import clean_token
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+URIS = frozenset({"database_uri", "server_database_uri", "PLANBOUND_DATABASE_URI", "DATABASE_URI"})
+SERVER_MARKERS = (":memory:",)
+"""``DATABASE_URI`` values the LangGraph dev server sets for its in-memory runtime."""
 SECRETS = frozenset(
     {
         "auth_tokens",
@@ -240,6 +244,18 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// URI")
         return value
 
+    @field_validator("server_database_uri")
+    @classmethod
+    def _postgres_or_server_marker(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if value in SERVER_MARKERS or value.startswith(POSTGRES_SCHEMES):
+            return value
+        raise ValueError(
+            "must be a postgresql:// URI (or unset; the LangGraph dev server's "
+            f"{SERVER_MARKERS[0]!r} is ignored)"
+        )
+
     @field_validator("token")
     @classmethod
     def _one_word(cls, value: SecretStr | None) -> SecretStr | None:
@@ -297,6 +313,8 @@ class Settings(BaseSettings):
                 field = str(err["loc"][0])
                 name = _variable(field)
                 got = "hidden" if field in SECRETS else repr(err.get("input"))
+                if field in URIS and isinstance(err.get("input"), str):
+                    got = repr(redact(err["input"]))  # a password never shown
                 problems.append(f"{name}: {err['msg']} (got {got})")
             raise ConfigError("bad setting: " + "; ".join(problems)) from None
 

@@ -10,10 +10,12 @@ options into a review answer and :mod:`~graph.cli.render` prints outcomes and re
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import sys
 
 from graph.cli import audit, data, demo, planning, policy, runs
-from graph.cli.common import app, db_app, policy_app, print_error
+from graph.cli.common import app, db_app, policy_app, print_error, storage_problem
 from graph.errors import USER_ERRORS
 
 __all__ = ["app", "main"]
@@ -46,5 +48,15 @@ def main() -> None:
     try:
         app()
     except USER_ERRORS as exc:  # e.g. an unreachable database or a bad setting
-        print_error(str(exc))
+        if "--json" in sys.argv[1:]:
+            print(json.dumps({"status": None, "error": str(exc)}))
+        else:
+            print_error(str(exc))
+        sys.exit(2)
+    except sqlite3.DatabaseError as exc:
+        message = storage_problem(exc)
+        if "--json" in sys.argv[1:]:
+            print(json.dumps({"status": None, "error": message}))
+        else:
+            print_error(message)
         sys.exit(2)

@@ -17,7 +17,12 @@ from typing import Any
 from graph.cli.common import UsageError
 
 EDITED_KEYS = frozenset({"name", "args", "arguments"})
-"""The keys of a whole edited action given to ``--edit`` (``arguments`` is deprecated)."""
+"""The keys of a whole edited action given to ``--edit`` (``arguments`` is deprecated).
+
+``--edit '{"reason": "..."}'`` (arguments alone) changes the named arguments and keeps the
+step's others; ``--edit '{"args": {...}}'`` (an edited action, as in LangChain's
+human-in-the-loop schema) gives the whole arguments, replacing them."""
+PARTIAL = "__partial__"
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,8 @@ class ApproveFlags:
         all_steps: ``--all``: answer every pending step.
         step: ``--step``: answer this one step.
         approve: ``--approve``.
-        edit: ``--edit``: new arguments as a JSON object (alone, or under ``args``).
+        edit: ``--edit``: arguments to change as a JSON object, merged over the step's; or
+            a whole edited action (``{"args": {...}}``, optionally with ``name``).
         reject: ``--reject``: the reason for rejecting.
         respond: ``--respond``: a response in the step's place (the step is not run).
         payload: ``--payload``: a raw answer as JSON, exclusive of every other option.
@@ -55,11 +61,14 @@ class PendingReview:
         decision_id: The run's decision id.
         plan_id: The id of the plan under review.
         tools: The tool of each step awaiting review, by step id, in order.
+        args: The arguments of each step awaiting review, by step id (what a partial
+            ``--edit`` is merged over).
     """
 
     decision_id: str
     plan_id: str
     tools: dict[str, str] = field(default_factory=dict)
+    args: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, outcome: Mapping[str, Any]) -> PendingReview:
@@ -69,6 +78,9 @@ class PendingReview:
             decision_id=str(outcome.get("decision_id")),
             plan_id=str(plan.get("id")),
             tools={str(p["step_id"]): str(p["tool"]) for p in outcome.get("pending") or []},
+            args={
+                str(p["step_id"]): dict(p.get("args") or {}) for p in outcome.get("pending") or []
+            },
         )
 
 
@@ -110,8 +122,16 @@ def review_answer(flags: ApproveFlags, pending: Callable[[], PendingReview]) -> 
     decisions = [{**decision, "step_id": step_id} for step_id in steps]
     for d in decisions:
         action = d.get("edited_action")
-        if action is not None and "name" not in action and d["step_id"] in review.tools:
-            d["edited_action"] = {"name": review.tools[d["step_id"]], **action}
+        if action is None:
+            continue
+        step_id = d["step_id"]
+        partial = action.pop(PARTIAL, False)
+        if step_id not in review.tools:
+            continue  # refused when judged: the step is not awaiting review
+        if partial:  # the named arguments change, the others stay as they are
+            action["args"] = {**review.args.get(step_id, {}), **action["args"]}
+        if "name" not in action:
+            d["edited_action"] = {"name": review.tools[step_id], **action}
     return {
         "decisions": decisions,
         "decision_id": review.decision_id,
@@ -135,7 +155,7 @@ def _decision(flags: ApproveFlags) -> dict[str, Any]:
         if not isinstance(edited, dict):
             raise UsageError("--edit must be a JSON object of arguments")
         whole = bool(edited) and set(edited) <= EDITED_KEYS and set(edited) != {"name"}
-        action = dict(edited) if whole else {"args": edited}
+        action = dict(edited) if whole else {"args": edited, PARTIAL: True}
         if "arguments" in action and "args" not in action:
             action["args"] = action.pop("arguments")
         return {"type": "edit", "edited_action": action}

@@ -32,7 +32,7 @@ def audit_cmd(
     journal entry. Exit code 0 when the record is intact, 3 when something does not hold
     (each break is named), 2 for an unknown decision.
     """
-    runner = guarded(as_json, lambda: home_runner(home), decision_id=decision)
+    runner = guarded(as_json, lambda: home_runner(home, readonly=True), decision_id=decision)
     report = guarded(
         as_json,
         lambda: audit(runner.services, runner.graph, decision),

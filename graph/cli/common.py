@@ -13,6 +13,7 @@ trusted local operator and takes the reviewer and role it is given (:func:`calle
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -21,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from checkpoints.factory import Stores
+from checkpoints.factory import Stores, damaged_files, damaged_message, sqlite_problem
 from graph.errors import USER_ERRORS
 from graph.identity import (
     FILE_ENV,
@@ -90,6 +91,17 @@ def print_error(message: str) -> None:
 _REPORTED: tuple[type[Exception], ...] = (*USER_ERRORS, UsageError, ValueError, OSError)
 """Failures a command reports as a clear error (exit 2) instead of a traceback."""
 
+_HOMES: list[Path] = []
+"""Data directories the command opened: where a SQLite failure is looked for."""
+
+
+def storage_problem(exc: sqlite3.DatabaseError) -> str:
+    """Explain a SQLite failure met mid-command: name a damaged file and how to recover."""
+    for home in _HOMES:
+        for path, problem in damaged_files(home).items():
+            return damaged_message(path, problem)
+    return sqlite_problem(_HOMES[0] if _HOMES else Path("."), exc)
+
 
 def fail(message: str, as_json: bool, **extra: Any) -> NoReturn:
     """Report an error and end the command with exit code 2.
@@ -124,6 +136,8 @@ def guarded(as_json: bool, action: Callable[[], T], **extra: Any) -> T:
         return action()
     except _REPORTED as exc:
         fail(str(exc), as_json, **extra)
+    except sqlite3.DatabaseError as exc:
+        fail(storage_problem(exc), as_json, **extra)
 
 
 PlannerOpt = Annotated[
@@ -136,12 +150,14 @@ PlannerOpt = Annotated[
 ]
 
 
-def home_services(home: Path | None, planner: str | None = None) -> Services:
+def home_services(
+    home: Path | None, readonly: bool = False, *, planner: str | None = None
+) -> Services:
     """The services of a data directory (``--home``, else ``PLANBOUND_HOME``).
 
-    Args:
-        home: The data directory.
-        planner: ``--planner``, instead of ``PLANBOUND_PLANNER``.
+    With ``readonly`` (a command that only reads) the stores are opened read-only: no
+    migration, no write lock, no writable directory needed. ``planner`` (``--planner``) is
+    used instead of ``PLANBOUND_PLANNER``.
 
     Raises:
         ConfigError: a setting in the environment (or ``--planner``) is malformed.
@@ -149,7 +165,9 @@ def home_services(home: Path | None, planner: str | None = None) -> Services:
     overrides: dict[str, Any] = {"home": home} if home is not None else {}
     if planner is not None:
         overrides["planner"] = planner
-    return Services(Settings.load(**overrides))
+    settings = Settings.load(**overrides)
+    _HOMES.append(settings.home)
+    return Services(settings, readonly=readonly)
 
 
 def home_stores(home: Path | None) -> Stores:
@@ -157,9 +175,9 @@ def home_stores(home: Path | None) -> Stores:
     return home_services(home).stores
 
 
-def home_runner(home: Path | None, planner: str | None = None) -> Runner:
-    """Build a runner on the services of a data directory."""
-    return Runner(services=home_services(home, planner))
+def home_runner(home: Path | None, readonly: bool = False, *, planner: str | None = None) -> Runner:
+    """Build a runner on the services of a data directory (see :func:`home_services`)."""
+    return Runner(services=home_services(home, readonly, planner=planner))
 
 
 def caller(settings: Settings, token_file: Path | None) -> Identity | None:

@@ -10,7 +10,11 @@ import typer
 from rich.markup import escape
 
 from checkpoints.db import schema_versions
-from checkpoints.factory import domain_path
+from checkpoints.factory import (
+    damaged_files,
+    domain_path,
+    move_aside,
+)
 from checkpoints.retention import prune
 from graph.cli.common import (
     HomeOpt,
@@ -31,6 +35,13 @@ def seed_cmd(
         Path | None,
         typer.Option("--from", help="A data file (default: the domain's shipped data)."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Move a damaged database file aside (renamed *.damaged-TIME) and start it anew.",
+        ),
+    ] = False,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -43,12 +54,23 @@ def seed_cmd(
             if domain.shipped_data is None:
                 raise UsageError(f"the {domain.name} domain ships no data: give --from FILE")
             return domain.shipped_data()
+        if source.is_dir():
+            raise UsageError(f"--from {source}: is a directory; give a data file (JSON)")
         if not source.is_file():
             raise UsageError(f"--from {source}: no such file")
         try:
             return json.loads(source.read_text())
         except json.JSONDecodeError as exc:
             raise UsageError(f"--from {source}: not JSON ({exc})") from exc
+        except RecursionError:
+            raise UsageError(f"--from {source}: nested too deeply") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"--from {source}: not UTF-8 text") from None
+
+    def repair() -> list[str]:
+        if services.settings.postgres_uri is not None:
+            return []
+        return [f"{path} -> {move_aside(path)}" for path in damaged_files(services.settings.home)]
 
     def replace() -> dict[str, int]:
         try:
@@ -57,15 +79,24 @@ def seed_cmd(
             raise UsageError(f"--from {source or 'shipped data'}: {exc}") from exc
 
     data = guarded(as_json, load)
+    moved = guarded(as_json, repair) if force else []
     counts = guarded(as_json, replace)
     stores = services.stores
-    where = "PostgreSQL" if stores.backend == "postgres" else str(domain_path(stores.home))
+    where = (
+        "the PostgreSQL database" if stores.backend == "postgres" else str(domain_path(stores.home))
+    )
     summary: dict[str, Any] = {"home": str(stores.home), "backend": stores.backend, **counts}
+    if stores.backend == "postgres":
+        summary["home"] = None
+    if moved:
+        summary["moved_aside"] = moved
     if domain.data_hash is not None:
         summary[domain.data_hash_name] = domain.data_hash(data)
     if as_json:
         emit(summary)
     else:
+        for line in moved:
+            out.print(f"moved aside {escape(line)}", highlight=False)
         seeded = ", ".join(f"{n} {table}" for table, n in counts.items())
         out.print(f"seeded {seeded} into {escape(where)}", highlight=False)
         if domain.data_hash is not None:
@@ -80,18 +111,38 @@ def export_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Write the domain's current state in its data format (τ²-format JSON for retail)."""
-    services = guarded(as_json, lambda: home_services(home))
-    domain, stores = services.domain, services.stores
+    if dest is not None:
+        if dest.is_dir():
+            fail(f"--out {dest}: is a directory; give a file name", as_json)
+        if not dest.parent.is_dir():
+            fail(f"--out {dest}: no such directory {dest.parent}", as_json)
+    services = guarded(as_json, lambda: home_services(home, readonly=True))
+    domain = services.domain
+    stores = guarded(as_json, lambda: services.stores)
     exporter = domain.export
     if exporter is None:
         fail(f"the {domain.name} domain cannot export its data", as_json)
-    with stores.lock:
-        data = guarded(as_json, lambda: exporter(stores.domain))
+
+    def read() -> Any:
+        with stores.lock:
+            if not services.store(stores.domain).is_seeded():
+                raise UsageError("the domain database is empty: run `planbound seed` first")
+            return exporter(stores.domain)
+
+    data = guarded(as_json, read)
     if dest is None and not as_json:
         print(json.dumps(data, indent=2))
         return
     if dest is not None:
-        dest.write_text(json.dumps(data, indent=2) + "\n")
+        text = json.dumps(data, indent=2) + "\n"
+
+        def write() -> None:
+            try:
+                dest.write_text(text)
+            except OSError as exc:
+                raise UsageError(f"--out {dest}: cannot write it ({exc.strerror})") from None
+
+        guarded(as_json, write)
     summary: dict[str, Any] = {"path": str(dest) if dest else None}
     if domain.data_hash is not None:
         summary[domain.data_hash_name] = domain.data_hash(data)

@@ -42,7 +42,7 @@ def plan_cmd(
     """Show the route, plan and verdict for a request, without executing anything."""
 
     def go() -> dict[str, Any]:
-        runner = home_runner(home, planner)
+        runner = home_runner(home, planner=planner)
         holder = caller(runner.services.settings, token_file)
         if holder is not None:
             if actor is not None and actor != holder.identity:

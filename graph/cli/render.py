@@ -85,6 +85,12 @@ def outcome(report: Mapping[str, Any]) -> None:
                 _text(p["reason"]),
             )
         out.print(table)
+        for p in report["pending"]:
+            lines = preview_lines(p)
+            if lines:
+                out.print(f"{_text(p['step_id'])}, on the data as it is now:", highlight=False)
+                for line in lines:
+                    out.print(f"  {_text(line)}", highlight=False, soft_wrap=True)
         out.print(
             f"answer with: planbound approve {_text(report['thread_id'])} "
             "--all --approve --reviewer NAME"
@@ -115,6 +121,35 @@ def outcome(report: Mapping[str, Any]) -> None:
         out.print(f"[red]last answer was invalid:[/] {_text(report['review_error'])}")
     if report.get("error"):
         out.print(f"[red]{_text(report['error'])}[/]", highlight=False)
+    if report.get("hint"):
+        out.print(f"[yellow]{_text(report['hint'])}[/]", highlight=False)
+
+
+def preview_lines(pending: Mapping[str, Any]) -> list[str]:
+    """A pending step's references as read now and its changes, before → after."""
+    lines = []
+    for ref in pending.get("refs") or []:
+        value = json.dumps(ref["value"]) if ref.get("read_now") else "(cannot be read now)"
+        lines.append(f"{ref['arg']} = {json.dumps(ref['ref'])} = {value}  (read now)")
+    for change in pending.get("changes") or []:
+        for name, diff in change["fields"].items():
+            before, after = diff["before"], diff["after"]
+            where = f"{change['table']} {change['key']} {name}"
+            if (
+                isinstance(before, list)
+                and isinstance(after, list)
+                and after[: len(before)] == before
+            ):
+                lines.append(f"{where}: adds {_cut(json.dumps(after[len(before) :]))}")
+            else:
+                lines.append(f"{where}: {_cut(json.dumps(before))} → {_cut(json.dumps(after))}")
+    if pending.get("note"):
+        lines.append(str(pending["note"]))
+    return lines
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= RESULT_WIDTH else text[: RESULT_WIDTH - 3] + "..."
 
 
 def history(thread: str, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -6,6 +6,9 @@
   check (``checkpoints``, ``domain``) as ``database unavailable`` or ``not seeded``. The
   driver's message, which can name the host, port, user and database, goes to the server
   log only.
+- ``GET /threads/{thread_id}/storage``: 404 for a caller with a token (401 without): the
+  LangGraph server reports checkpoint storage only for its built-in checkpointer, and
+  would answer 501.
 - ``GET /metrics``: Prometheus text (:mod:`graph.server.metrics`). The LangGraph server
   answers this path itself from the process-wide registry, where :mod:`graph.events` counts;
   the route here serves the same registry when this app runs on its own.
@@ -32,6 +35,7 @@ from checkpoints.factory import StorageError
 from checkpoints.server import CONNECT_TIMEOUT, ping_checkpoints
 from graph.graph import SERVICES
 from graph.server import logs
+from graph.server.auth import caller_of
 from graph.server.metrics import PATH, metrics
 from graph.services import Services
 
@@ -89,6 +93,29 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"ok": ok, "checks": checks}, status_code=200 if ok else 503)
 
 
+NO_STORAGE = (
+    "checkpoint storage is not reported by this server: planbound keeps checkpoints with its "
+    "own checkpointer (see `planbound history THREAD`)"
+)
+
+
+async def thread_storage(request: Request) -> JSONResponse:
+    """``GET /threads/{thread_id}/storage``: not offered here, said as 404 rather than 501.
+
+    The LangGraph server reports a thread's checkpoint storage for its built-in checkpointer
+    only and answers 501 for every other one; this route takes its place. It needs a token
+    like the API's routes (401 without one) and says the same to everyone: it names no
+    thread, so it tells no caller whether a thread exists.
+    """
+    if await caller_of(request.headers) is None:
+        return JSONResponse(
+            {"detail": "missing or unknown token: send 'Authorization: Bearer <token>'"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return JSONResponse({"detail": NO_STORAGE}, status_code=404)
+
+
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     """Keep credentials sent in a URL out of the logs for the life of the server."""
@@ -106,6 +133,7 @@ def create_app(services: Services) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route(PATH, metrics, methods=["GET"]),
+            Route("/threads/{thread_id}/storage", thread_storage, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

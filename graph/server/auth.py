@@ -80,6 +80,23 @@ async def authenticate(authorization: str | None, headers: dict[bytes, bytes]) -
     return identity.user()
 
 
+async def caller_of(headers: Mapping[str, str]) -> Identity | None:
+    """Who sends a request to a custom route (which the API's authentication does not cover).
+
+    Returns ``None`` for no token, an unknown one, or a token table that cannot be read.
+    """
+    raw = {k.lower().encode(): v.encode() for k, v in headers.items()}
+    token = _token(headers.get("authorization"), raw)
+    if token is None:
+        return None
+    try:
+        holder = await asyncio.to_thread(_tokens.lookup, token)
+    except AuthConfigError as exc:
+        log.error("authentication is not configured: %s", exc)
+        return None
+    return holder.reviewer() if holder is not None else None
+
+
 def roles_of(ctx: Auth.types.AuthContext) -> set[str]:
     """Return the roles carried in the caller's permissions."""
     return {p.removeprefix(ROLE_PREFIX) for p in ctx.permissions if p.startswith(ROLE_PREFIX)}
