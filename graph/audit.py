@@ -233,6 +233,10 @@ def summary(kind: str, body: dict[str, Any]) -> str:
         return f"{step}: {body.get('status')} after {body.get('attempts')} attempt(s){error}"
     if kind == "undo":
         return f"{step}: undone"
+    if kind == "trace":
+        where = f"trace {body['trace_id']}" if body.get("trace_id") else "untraced"
+        tokens = (body.get("usage") or {}).get("total_tokens") or 0
+        return f"{body.get('invocation')}: {where}" + (f", {tokens} tokens" if tokens else "")
     return kind
 
 

@@ -15,6 +15,7 @@ pending reviews is not kept here, because no single process knows it; ask the se
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -74,6 +75,35 @@ POLICY_DENIALS = Counter(
     ["rule"],
 )
 
+NODE_SECONDS = Histogram(
+    "planbound_node_duration_seconds",
+    "Wall time of a node's work (plan, verify, approve once answered, compensate, finalize).",
+    ["node"],
+    buckets=BUCKETS,
+)
+INVOCATION_SECONDS = Histogram(
+    "planbound_invocation_duration_seconds",
+    "Wall time of one graph invocation (planbound.start, .resume, .proceed); a pause for"
+    " review ends an invocation, so human wait is not in it.",
+    ["invocation"],
+    buckets=BUCKETS,
+)
+WAIT_BUCKETS = (1.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0)
+"""Upper bounds, in seconds, of the human wait histogram."""
+REVIEW_WAIT = Histogram(
+    "planbound_human_wait_seconds",
+    "Time from a pause for review to the answer that was accepted.",
+    buckets=WAIT_BUCKETS,
+)
+MODEL_TOKENS = Counter(
+    "planbound_model_tokens", "Tokens the planners' models reported, by kind.", ["kind"]
+)
+MODEL_COST = Counter(
+    "planbound_model_cost_usd", "Cost of the planners' model calls (PLANBOUND_MODEL_PRICES)."
+)
+
+for _kind in ("input", "output"):
+    MODEL_TOKENS.labels(kind=_kind)
 for _status in (PAUSED, *ENDED):
     RUNS.labels(status=_status)
 for _decision in DECISIONS:
@@ -121,6 +151,24 @@ def plan_denied(judgement: Judgement) -> None:
         POLICY_DENIALS.labels(rule=violation.rule).inc()
 
 
+def invocation_finished(name: str, seconds: float) -> None:
+    """Observe one graph invocation's wall time."""
+    INVOCATION_SECONDS.labels(invocation=name).observe(seconds)
+
+
+def review_waited(seconds: float) -> None:
+    """Observe how long a review waited for its accepted answer."""
+    REVIEW_WAIT.observe(max(0.0, seconds))
+
+
+def model_used(input_tokens: int, output_tokens: int, cost: float | None) -> None:
+    """Count the tokens (and cost) a planner's model reported in one invocation."""
+    MODEL_TOKENS.labels(kind="input").inc(input_tokens)
+    MODEL_TOKENS.labels(kind="output").inc(output_tokens)
+    if cost:
+        MODEL_COST.inc(cost)
+
+
 def record_update(update: dict[str, Any]) -> None:
     """Count what a node's update says happened: the decisions it applied, the run's end."""
     reviewed(update.get("decisions") or [])
@@ -148,14 +196,17 @@ def recorded(
 
     The node itself is unchanged: its update is returned as is and a pause propagates.
     """
+    name = node.__name__
 
     @functools.wraps(node)
     def counted(self: S, /, *args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
+        started = time.perf_counter()
         try:
             update = node(self, *args, **kwargs)
         except GraphInterrupt as exc:
             record_pause(exc)
             raise
+        NODE_SECONDS.labels(node=name).observe(time.perf_counter() - started)
         record_update(update)
         return update
 

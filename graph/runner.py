@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -13,7 +15,7 @@ from langgraph.types import Command, StateSnapshot
 
 from checkpoints.factory import Stores, serializer
 from checkpoints.ledger import AlreadyDecided, Approvals
-from graph import inspect
+from graph import events, inspect
 from graph import replay as replays
 from graph.context import Context
 from graph.errors import RunError, store_failure
@@ -23,6 +25,7 @@ from graph.review import decide_answer, pending_request
 from graph.services import Services
 from graph.settings import Settings
 from graph.state import STATE_TYPES, InputState
+from graph.tracing import Tracer
 from guards.compat import from_agent_inbox
 from guards.plan import Plan
 from guards.review import Identity
@@ -55,13 +58,25 @@ class Runner:
         self.graph = build_graph(services, checkpointer=self.stores.checkpointer)
         self.context = Context()
         """The per-run context of normal runs (replays use their own)."""
+        self.tracer = Tracer.from_settings(services.settings)
+        """Sends each invocation to LangSmith when a key is configured."""
 
     def _config(self, thread_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": thread_id}}
 
-    def _invoke(self, value: Any, thread_id: str) -> None:
-        """Run the graph on a thread with every transition stored before the next begins."""
-        self.graph.invoke(value, self._config(thread_id), context=self.context, durability="sync")
+    def _invoke(self, value: Any, thread_id: str, name: str = "planbound") -> None:
+        """Run the graph on a thread with every transition stored before the next begins.
+
+        The invocation is one trace when tracing is configured (:mod:`graph.tracing`).
+        """
+        inputs = value.resume if isinstance(value, Command) else value
+        with self.tracer.invocation(
+            self.services, name, {"input": inputs}, thread_id
+        ) as invocation:
+            config: RunnableConfig = {**self._config(thread_id), **invocation.config()}
+            self.graph.invoke(value, config, context=self.context, durability="sync")
+            snapshot = self.graph.get_state(self._config(thread_id))
+            invocation.finish(snapshot.values, inspect.outcome(thread_id, snapshot))
 
     def _require_seeded(self) -> None:
         if not self.services.is_seeded():
@@ -121,7 +136,7 @@ class Runner:
                 thread_id,
             )
         with store_failure(thread_id):
-            self._invoke(payload, thread_id)
+            self._invoke(payload, thread_id, "planbound.start")
             return self.outcome(thread_id)
 
     def resume(
@@ -171,11 +186,14 @@ class Runner:
             )
         except AlreadyDecided as exc:
             raise RunError(str(exc), thread_id) from None
+        if snapshot.created_at is not None:
+            paused = datetime.fromisoformat(snapshot.created_at).timestamp()
+            events.review_waited(time.time() - paused)
         if identity is not None:
             answer = as_given_by(answer, identity)
         try:
             with store_failure(thread_id):
-                self._invoke(Command(resume=answer), thread_id)
+                self._invoke(Command(resume=answer), thread_id, "planbound.resume")
         except BaseException:
             # Give the claim back if nothing was applied; if the store cannot tell (a lost
             # connection), keep the original error: the claim is taken over later anyway.
@@ -212,7 +230,7 @@ class Runner:
             )
         self._require_seeded()
         with store_failure(thread_id):
-            self._invoke(None, thread_id)
+            self._invoke(None, thread_id, "planbound.proceed")
             return self.outcome(thread_id)
 
     def explain(self, document: Any, actor: str | None = None) -> dict[str, Any]:

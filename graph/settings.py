@@ -8,9 +8,10 @@ held as :class:`~pydantic.SecretStr` and never quoted in an error.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -21,7 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from checkpoints.factory import redact
 from graph.errors import ConfigError
@@ -39,6 +40,8 @@ SECRETS = frozenset(
         "PLANBOUND_TOKEN",
         "openai_api_key",
         "OPENAI_API_KEY",
+        "langsmith_api_key",
+        "LANGSMITH_API_KEY",
     }
 )
 """Settings whose value is never shown, not even in an error (by field or variable name)."""
@@ -223,7 +226,34 @@ class Settings(BaseSettings):
             self.openai_base_url is not None or self.openai_api_key is not None
         )
 
+    langsmith_tracing: bool = Field(
+        default=False,
+        validation_alias="LANGSMITH_TRACING",
+        description="Send traces to LangSmith (needs LANGSMITH_API_KEY too).",
+    )
+    langsmith_api_key: SecretStr | None = Field(
+        default=None, validation_alias="LANGSMITH_API_KEY", description="The LangSmith key."
+    )
+    langsmith_endpoint: str | None = Field(
+        default=None, validation_alias="LANGSMITH_ENDPOINT", description="The LangSmith API URL."
+    )
+    langsmith_project: str = Field(
+        default="planbound", validation_alias="LANGSMITH_PROJECT", description="Trace project."
+    )
+    trace_redact: Literal["off", "mask", "hide"] = Field(
+        default="off",
+        validation_alias="PLANBOUND_TRACE_REDACT",
+        description="Mask personal data in traces (mask) or drop inputs and outputs (hide).",
+    )
+    model_prices: Annotated[dict[str, dict[str, float]], NoDecode] = Field(
+        default_factory=dict,
+        validation_alias="PLANBOUND_MODEL_PRICES",
+        description='USD per 1M tokens by model: {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}.',
+    )
+
     @field_validator(
+        "langsmith_api_key",
+        "langsmith_endpoint",
         "database_uri",
         "opa_url",
         "templates",
@@ -236,6 +266,18 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("model_prices", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"must be a JSON object ({exc.msg})") from None
+        return value
 
     @field_validator("database_uri")
     @classmethod

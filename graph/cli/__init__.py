@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+from importlib.metadata import entry_points
 
-from graph.cli import audit, data, demo, planning, policy, runs
+from graph.cli import audit, data, demo, planning, policy, report, runs
 from graph.cli.common import app, db_app, policy_app, print_error, storage_problem
 from graph.errors import USER_ERRORS
+from graph.tracing import flush_all
 
 __all__ = ["app", "main"]
 
@@ -33,6 +35,7 @@ app.command("replay")(runs.replay_cmd)
 app.command("rollback")(runs.rollback_cmd)
 app.command("audit")(audit.audit_cmd)
 app.command("demo")(demo.demo_cmd)
+app.command("report")(report.report_cmd)
 
 app.add_typer(db_app, name="db")
 db_app.command("init")(data.db_init_cmd)
@@ -41,6 +44,23 @@ db_app.command("prune")(data.db_prune_cmd)
 app.add_typer(policy_app, name="policy")
 policy_app.command("explain")(policy.explain_cmd)
 policy_app.command("test")(policy.test_cmd)
+
+
+def _add_plugin_commands() -> None:
+    """Add the commands installed packages contribute (entry point group ``planbound.commands``).
+
+    Each entry point is a ``register(app)`` function; ``planbound eval`` comes this way from
+    the evaluations package, which the product itself never imports. A plug-in that cannot be
+    loaded is named on standard error and left out; the other commands still work.
+    """
+    for entry in entry_points(group="planbound.commands"):
+        try:
+            entry.load()(app)
+        except Exception as exc:  # a broken plug-in never takes the CLI down
+            print_error(f"the {entry.name!r} command is unavailable ({type(exc).__name__}: {exc})")
+
+
+_add_plugin_commands()
 
 
 def main() -> None:
@@ -60,3 +80,5 @@ def main() -> None:
         else:
             print_error(message)
         sys.exit(2)
+    finally:
+        flush_all()  # traces still queued leave before the process does
