@@ -39,7 +39,19 @@ def outcome(thread_id: str, snapshot: StateSnapshot) -> dict[str, Any]:
             for a in request["action_requests"]
         ]
     status = "awaiting_approval" if request is not None else values.get("status")
+    plan_request = next(
+        (
+            i.value
+            for i in snapshot.interrupts
+            if isinstance(i.value, dict) and i.value.get("type") == "plan_request"
+        ),
+        None,
+    )
+    if plan_request is not None:
+        status = "awaiting_plan"
     results = values.get("results") or {}
+    route = values.get("route")
+    usage = values.get("usage")
     return {
         "thread_id": thread_id,
         "decision_id": values.get("decision_id"),
@@ -62,6 +74,9 @@ def outcome(thread_id: str, snapshot: StateSnapshot) -> dict[str, Any]:
         "compensation": values.get("compensation") or [],
         "review_error": request.get("error") if request is not None else None,
         "error": values.get("error"),
+        "route": route.model_dump(mode="json") if route is not None else None,
+        "usage": usage.model_dump(mode="json") if usage is not None else None,
+        **({"plan_request": plan_request} if plan_request is not None else {}),
     }
 
 

@@ -26,15 +26,22 @@ from graph.execution import (
     record_reads,
 )
 from graph.faults import pause_point
+from graph.planners.explicit import parse_plan_document
+from graph.planners.llm import LLMPlanner
 from graph.provenance import journal_verdict, verdict_body
 from graph.review import grant, granted_steps, judge_answer, review_request, still_authorised
 from graph.services import Services
-from graph.state import Pins, State
+from graph.state import Pins, Route, State, Usage
 from guards.errors import DecisionInvalid, PlanInvalid
+from guards.feedback import budget_findings, planner_findings
 from guards.judgement import Decision, Verdict
 from guards.plan import CannotPlan, Plan, PlanRequest
 from guards.review import DECLINING, apply_edits, identity_from_config
 from guards.screening import screen_input
+from guards.verifier import Judgement
+
+PLAN_REQUEST = "plan_request"
+"""The ``type`` of the interrupt that asks a person for a plan (the human fallback)."""
 
 
 def _replay(runtime: Runtime[Context]) -> str:
@@ -67,7 +74,14 @@ class Nodes:
         pause_point("node:intake")
         screen_input(state)
         services = self.services
-        planner = services.planner_for(state.get("explicit_plan"))
+        route = services.router.route(
+            state.get("request"), explicit=state.get("explicit_plan") is not None
+        )
+        planner = (
+            services.planner_for(state.get("explicit_plan"), route)
+            if route.planner is not None
+            else None
+        )
         identity = identity_from_config(get_config())
         return {
             # This run's input moves to the run's own fields, so the next run on the thread
@@ -83,9 +97,12 @@ class Nodes:
                 catalog=services.catalog.name,
                 catalog_version=services.catalog.version,
                 policy_version=services.policy.version,
-                planner=planner.name,
-                planner_version=planner.version,
+                planner=planner.name if planner is not None else "none",
+                planner_version=planner.version if planner is not None else "",
             ),
+            "route": route,
+            "usage": Usage(),
+            "human_fallback": None,
             "plan": None,
             "plan_attempts": 0,
             "feedback": Overwrite([]),
@@ -102,13 +119,29 @@ class Nodes:
     def plan(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         """Ask the planner for a plan; never runs a tool."""
         pause_point("node:plan")
-        planner = self.services.planner_for(state.get("asked_plan"))
+        route = state.get("route")
+        attempts = state.get("plan_attempts", 0) + 1
+        if route is not None and route.planner is None:
+            return {"plan_attempts": attempts, "status": "cannot_plan", "error": route.reason}
+        if state.get("human_fallback") == "asked":
+            return self._ask_for_plan(state)
+        planner = self.services.planner_for(state.get("asked_plan"), route)
         request = PlanRequest(
             text=state.get("asked") or "",
             feedback=state.get("feedback") or [],
             previous=state.get("plan"),
         )
-        attempts = state.get("plan_attempts", 0) + 1
+        if isinstance(planner, LLMPlanner):
+            pinned = state["pins"].planner_version
+            if planner.version != pinned:
+                # The prompts, catalog rendering or model changed under a running decision.
+                return {
+                    "plan_attempts": attempts,
+                    "status": "refused",
+                    "error": f"the LLM planner changed since the run started ({pinned} -> "
+                    f"{planner.version}); start a new run",
+                }
+            return self._plan_with_llm(planner, request, state)
         try:
             outcome = planner.plan(request)
         except PlanInvalid as exc:
@@ -116,6 +149,99 @@ class Nodes:
         if isinstance(outcome, CannotPlan):
             return {"plan_attempts": attempts, "status": "cannot_plan", "error": outcome.reason}
         return {"plan": outcome, "plan_attempts": attempts, "status": "planning", "error": None}
+
+    def _plan_with_llm(
+        self, planner: LLMPlanner, request: PlanRequest, state: State
+    ) -> dict[str, Any]:
+        """Ask the model for a plan, handing an unusable reply back as findings.
+
+        At most ``max_replans`` times; every call's tokens count against the run's budget.
+        """
+        settings = self.services.settings
+        route = state.get("route")
+        usage = state.get("usage") or Usage()
+        attempts = state.get("plan_attempts", 0)
+        while True:
+            attempts += 1
+            attempt = planner.attempt(request)
+            usage = usage + attempt.usage
+            update: dict[str, Any] = {"plan_attempts": attempts, "usage": usage}
+            over = budget_findings(
+                usage.total_tokens,
+                settings.max_tokens,
+                usage.cost,
+                settings.max_cost,
+                self.services.prices.currency,
+            )
+            if over:
+                return update | {"status": "refused", "error": "; ".join(over)}
+            outcome = attempt.outcome
+            if isinstance(outcome, CannotPlan):
+                return update | {"status": "cannot_plan", "error": outcome.reason}
+            findings = list(attempt.findings)
+            if isinstance(outcome, Plan):
+                findings = self.services.router.tool_findings(
+                    outcome, route.tier if route is not None else None
+                )
+                if not findings:
+                    return update | {"plan": outcome, "status": "planning", "error": None}
+            if attempts > settings.max_replans:
+                if settings.human_fallback:
+                    # The plan node runs again and asks a person (an interrupt re-runs its
+                    # node on resume: the model must not be asked again then).
+                    return update | {
+                        "human_fallback": "asked",
+                        "feedback": Overwrite(findings),
+                        "status": "planning",
+                    }
+                return update | {
+                    "status": "refused",
+                    "error": f"the LLM planner gave no usable plan in {attempts} attempts: "
+                    + "; ".join(findings),
+                }
+            previous = outcome if isinstance(outcome, Plan) else request.previous
+            request = PlanRequest(text=request.text, feedback=findings, previous=previous)
+
+    def _ask_for_plan(self, state: State) -> dict[str, Any]:
+        """The human fallback: ask a person to write or repair the plan (an interrupt).
+
+        The answer is a plan document (``{"plan": {...}}``, or ``{"reject": "why"}`` to end
+        the run); it becomes a plan with ``source="edit"`` that is verified like any other.
+        A malformed document is asked for again with the problem stated.
+        """
+        previous = state.get("plan")
+        problem: str | None = None
+        while True:
+            answer = interrupt(
+                {
+                    "type": PLAN_REQUEST,
+                    "decision_id": state["decision_id"],
+                    "request": state.get("asked") or "",
+                    "findings": list(state.get("feedback") or []),
+                    "previous": previous.model_dump(mode="json") if previous else None,
+                    "description": "The planner's re-plans are used up: write or repair the "
+                    'plan as {"plan": {"steps": [...]}} (verified like any other), or '
+                    'answer {"reject": "why"} to end the run.',
+                    "error": problem,
+                }
+            )
+            if isinstance(answer, dict) and isinstance(answer.get("reject"), str):
+                return {
+                    "human_fallback": "used",
+                    "status": "rejected",
+                    "error": f"no plan: {answer['reject']}",
+                }
+            document = answer.get("plan") if isinstance(answer, dict) else None
+            if document is None:
+                problem = 'the answer must be {"plan": {...}} or {"reject": "why"}'
+                continue
+            try:
+                written = parse_plan_document(document, goal=state.get("asked") or "")
+            except PlanInvalid as exc:
+                problem = str(exc)
+                continue
+            plan = Plan(source="edit", goal=written.goal, steps=written.steps)
+            return {"human_fallback": "used", "plan": plan, "status": "planning", "error": None}
 
     @events.recorded
     def verify(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -145,7 +271,7 @@ class Nodes:
                 policy_version=pins.policy_version,
             )
             journal_verdict(services, state["decision_id"], current, verdict)
-            return self._refuse(state, verdict)
+            return self._refuse(state, verdict, final=True)  # no re-plan can fix it
         stores = services.stores
         decision_id = state["decision_id"]
         judgement = services.verifier.verify(
@@ -173,19 +299,41 @@ class Nodes:
         journal_verdict(services, decision_id, current, judgement.verdict, judgement)
         if judgement.verdict.outcome == "deny":
             events.plan_denied(judgement)
-            refused = self._refuse(state, judgement.verdict)
+            refused = self._refuse(state, judgement.verdict, judgement)
             if state.get("results"):
                 refused["results"] = Overwrite({})  # reads recorded for an earlier plan
             return refused
         return update
 
-    def _refuse(self, state: State, verdict: Verdict) -> dict[str, Any]:
-        planner = self.services.planner_for(state.get("asked_plan"))
-        max_replans = self.services.settings.max_replans
-        fixable = planner.can_replan and state.get("plan_attempts", 0) <= max_replans
+    def _refuse(
+        self,
+        state: State,
+        verdict: Verdict,
+        judgement: Judgement | None = None,
+        *,
+        final: bool = False,
+    ) -> dict[str, Any]:
+        services = self.services
+        route: Route | None = state.get("route")
+        planner = services.planner_for(state.get("asked_plan"), route)
+        settings = services.settings
+        fallback = state.get("human_fallback")
+        replans_left = state.get("plan_attempts", 0) <= settings.max_replans
+        replannable = planner.can_replan and not final
+        to_human = replannable and not replans_left and settings.human_fallback and not fallback
+        fixable = replannable and fallback is None and (replans_left or to_human)
         verdict = verdict.model_copy(update={"fixable": fixable})
         update: dict[str, Any] = {"verdict": verdict}
-        if fixable:
+        if fixable and isinstance(planner, LLMPlanner):
+            # The model is told rule ids, step ids and field paths, never what a rule read.
+            rules = services.taxonomy.rules if services.taxonomy is not None else {}
+            findings = (
+                planner_findings(judgement, rules) if judgement is not None else verdict.reasons
+            )
+            update["feedback"] = Overwrite(findings)
+            if to_human:
+                update["human_fallback"] = "asked"
+        elif fixable:
             update["feedback"] = list(verdict.reasons)
         else:
             update["status"] = "refused"

@@ -12,11 +12,17 @@ class ImpossibleState(RuntimeError):
     """The state does not fit any route; a bug, never a user error."""
 
 
-def after_plan(state: State) -> Literal["verify", "__end__"]:
-    """Verify a new plan; stop when the planner could not plan or the plan was malformed."""
+def after_plan(state: State) -> Literal["verify", "plan", "__end__"]:
+    """Verify a new plan, stop, or plan again to ask a person for it.
+
+    Stop when the planner could not plan or the plan was malformed; plan again when the
+    re-plans are used up and a person is to be asked (the human fallback).
+    """
     status = state.get("status")
-    if status in ("cannot_plan", "refused"):
+    if status in ("cannot_plan", "refused", "rejected"):
         return "__end__"
+    if state.get("human_fallback") == "asked":
+        return "plan"
     if state.get("plan") is None:
         raise ImpossibleState(f"plan node left no plan and status {status!r}")
     return "verify"

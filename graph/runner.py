@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command, StateSnapshot
 
-from checkpoints.factory import Stores
+from checkpoints.factory import Stores, serializer
 from checkpoints.ledger import AlreadyDecided, Approvals
 from graph import events, inspect
 from graph import replay as replays
@@ -23,7 +24,7 @@ from graph.planners.explicit import parse_plan_document
 from graph.review import decide_answer, pending_request
 from graph.services import Services
 from graph.settings import Settings
-from graph.state import InputState
+from graph.state import STATE_TYPES, InputState
 from graph.tracing import Tracer
 from guards.compat import from_agent_inbox
 from guards.plan import Plan
@@ -242,6 +243,71 @@ class Runner:
         parse_plan_document(document)
         self._require_seeded()
         return inspect.explain(self.services, document, actor)
+
+    def preview(self, request: str, actor: str | None = None) -> dict[str, Any]:
+        """Plan and verify a request without executing anything: the plan, route and verdict.
+
+        The graph runs on a checkpointer in memory (no thread is kept) and stops before
+        ``approve`` and ``execute``; the planner's re-plans happen as in a real run. The
+        verdict is journalled like any other.
+
+        Raises:
+            InputRejected: the request is malformed.
+            RunError: the domain is not seeded.
+        """
+        payload: InputState = {"request": request}
+        if actor is not None:
+            payload["actor"] = actor
+        screen_input(payload)
+        self._require_seeded()
+        graph = build_graph(
+            self.services, checkpointer=InMemorySaver(serde=serializer(STATE_TYPES))
+        )
+        thread_id = f"preview-{uuid.uuid4().hex}"
+        config = self._config(thread_id)
+        graph.invoke(
+            payload,
+            config,
+            context=self.context,
+            interrupt_before=["approve", "execute"],
+            durability="sync",
+        )
+        snapshot = graph.get_state(config)
+        report = inspect.outcome(thread_id, snapshot)
+        report["thread_id"] = None
+        report["next"] = list(snapshot.next)
+        return report
+
+    def give_plan(
+        self, thread_id: str, answer: Any, identity: Identity | None = None
+    ) -> dict[str, Any]:
+        """Answer a plan request (the human fallback): ``{"plan": {...}}`` or ``{"reject": "why"}``.
+
+        The plan is verified, and its writes reviewed, like any other.
+
+        Raises:
+            RunError: unknown thread, or it is not awaiting a plan.
+            PlanInvalid: the plan document is malformed (nothing is changed).
+        """
+        snapshot = self._snapshot(thread_id)
+        asking = any(
+            isinstance(i.value, dict) and i.value.get("type") == "plan_request"
+            for i in snapshot.interrupts
+        )
+        if not asking:
+            raise RunError(f"thread {thread_id} is not awaiting a plan", thread_id)
+        if not isinstance(answer, dict) or not (
+            "plan" in answer or isinstance(answer.get("reject"), str)
+        ):
+            raise RunError('a plan answer is {"plan": {...}} or {"reject": "why"}', thread_id)
+        if "plan" in answer:
+            parse_plan_document(answer["plan"])
+        self._require_seeded()
+        if identity is not None:
+            answer = {**answer, "reviewer": identity.id}
+        with store_failure(thread_id):
+            self._invoke(Command(resume=answer), thread_id)
+            return self.outcome(thread_id)
 
     def _waiting_at(self, thread_id: str, checkpoint_id: str) -> bool:
         """Whether the thread's latest checkpoint is ``checkpoint_id``, awaiting a review."""

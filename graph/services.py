@@ -14,14 +14,21 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
+from pydantic import SecretStr
+
 from checkpoints import factory
 from checkpoints.factory import Stores
 from graph.errors import ConfigError
 from graph.planners.base import Planner
 from graph.planners.explicit import ExplicitPlanner
+from graph.planners.llm import LLMPlanner, PriceTable, load_prices, render_system
+from graph.planners.llm.prompts import render_examples
+from graph.planners.router import RiskTaxonomy, Router, load_taxonomy
 from graph.planners.templates import TemplatePlanner
+from graph.planners.templates.schema import IdentifyStepTemplate
 from graph.settings import Settings
-from graph.state import STATE_TYPES
+from graph.state import STATE_TYPES, Route
 from guards.contracts import Budget
 from guards.policy import Policy, PolicyConfig, load_policy
 from guards.verifier import Verifier
@@ -77,6 +84,8 @@ class Services:
         stores: Open stores to use (tests, embedding); opened from settings when omitted.
         domain: The domain plug-in; loaded from ``settings.domain`` when omitted.
         readonly: Open the stores read-only (a command that only reads).
+        chat_model: The chat model of the LLM planner (tests, embedding); built from the
+            settings (``ChatOpenAI``) when omitted and a model is configured.
     """
 
     def __init__(
@@ -86,11 +95,13 @@ class Services:
         stores: Stores | None = None,
         domain: DomainPlugin | None = None,
         readonly: bool = False,
+        chat_model: BaseChatModel | None = None,
     ) -> None:
         self._readonly = readonly
         self._settings = settings
         self._stores = stores
         self._domain = domain
+        self._chat_model = chat_model
         self._lock = threading.Lock()
 
     @property
@@ -163,11 +174,92 @@ class Services:
                 )
             return self._stores
 
-    def planner_for(self, explicit_plan: Any = None) -> Planner:
-        """Return the planner for a run: explicit when a plan document is given, else templates."""
+    def planner_for(self, explicit_plan: Any = None, route: Route | None = None) -> Planner:
+        """Return the planner for a run: explicit, the LLM planner or the templates.
+
+        Explicit when a plan document is given, the LLM planner when the run's route chose
+        it, else the templates.
+        """
         if explicit_plan is not None:
             return ExplicitPlanner(explicit_plan)
+        if route is not None and route.planner == "llm":
+            planner = self.llm
+            if planner is None:
+                raise ConfigError("the run was routed to the LLM planner but no model is set")
+            return planner
         return self.templates
+
+    @functools.cached_property
+    def taxonomy(self) -> RiskTaxonomy | None:
+        """The domain's risk tiers (``None`` when it ships none: no LLM planning)."""
+        source = self.domain.risk_tiers
+        return load_taxonomy(source) if source is not None else None
+
+    @functools.cached_property
+    def prices(self) -> PriceTable:
+        """The price table (``PLANBOUND_PRICE_TABLE`` or the shipped one)."""
+        return load_prices(self.settings.price_table)
+
+    @functools.cached_property
+    def llm(self) -> LLMPlanner | None:
+        """The LLM planner, when a model is configured (or given); else ``None``."""
+        s = self.settings
+        model = self._chat_model
+        if model is None:
+            if not s.llm_configured or s.model is None:
+                return None
+            from langchain_openai import ChatOpenAI
+
+            key = s.openai_api_key or SecretStr("unused")  # local servers take any key
+            model = ChatOpenAI(
+                model=s.model,
+                base_url=s.openai_base_url,
+                api_key=key,
+                temperature=0,
+                timeout=s.llm_timeout_s,
+                max_retries=0,  # the graph owns retries
+            )
+        taxonomy = self.taxonomy
+        return LLMPlanner(
+            model,
+            model_name=s.model or "unnamed",
+            system=render_system(
+                domain=self.domain.name,
+                catalog=self.catalog,
+                rules=taxonomy.rules if taxonomy is not None else {},
+                examples=self._examples(),
+            ),
+            prices=self.prices,
+            method=s.structured_output,
+        )
+
+    def _examples(self) -> str:
+        """Few-shot examples for the LLM planner, from the domain's templates."""
+        if self.settings.templates is None and self.domain.templates is None:
+            return ""
+        document = self.templates.document
+        intents = []
+        for intent in document.intents:
+            steps = []
+            for t in intent.steps:
+                if isinstance(t, IdentifyStepTemplate):
+                    form = next(iter(document.identity.forms.values()))
+                    steps.append((t.id, form.tool, dict(form.args), list(t.depends_on)))
+                else:
+                    steps.append((t.id, t.tool, dict(t.args), list(t.depends_on)))
+            intents.append((intent.description, steps))
+        return render_examples(intents)
+
+    @functools.cached_property
+    def router(self) -> Router:
+        """The planner router, configured by the operator (``PLANBOUND_PLANNER``)."""
+        has_templates = self.settings.templates is not None or self.domain.templates is not None
+        return Router(
+            self.settings.planner,
+            self.templates if has_templates else None,
+            self.taxonomy,
+            llm_available=self._chat_model is not None or self.settings.llm_configured,
+        )
 
     def store(self, conn: Any) -> Any:
         """Return the domain's store over ``conn`` (what tools get as ``db``)."""

@@ -12,8 +12,16 @@ import json
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from checkpoints.factory import redact
@@ -30,6 +38,8 @@ SECRETS = frozenset(
         "PLANBOUND_AUTH_TOKENS",
         "token",
         "PLANBOUND_TOKEN",
+        "openai_api_key",
+        "OPENAI_API_KEY",
         "langsmith_api_key",
         "LANGSMITH_API_KEY",
     }
@@ -110,6 +120,113 @@ class Settings(BaseSettings):
         validation_alias="PLANBOUND_TOKEN",
         description="The CLI caller's token, looked up in the token table.",
     )
+
+    # -- The LLM planner (off unless PLANBOUND_MODEL is set) -----------------------------------
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias="OPENAI_BASE_URL",
+        description="An OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp, LM Studio).",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="OPENAI_API_KEY",
+        description="The endpoint's API key (local servers usually take any value).",
+    )
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        validation_alias="PLANBOUND_MODEL",
+        description="The model the LLM planner asks; unset, no model is ever called.",
+    )
+    planner: Literal["auto", "template", "llm"] = Field(
+        default="auto",
+        validation_alias="PLANBOUND_PLANNER",
+        description="auto: templates, else the LLM when the risk tier allows; or only one.",
+    )
+    structured_output: Literal["json_schema", "function_calling"] = Field(
+        default="json_schema",
+        validation_alias="PLANBOUND_STRUCTURED_OUTPUT",
+        description="How the model is held to the plan schema (function calling: fallback).",
+    )
+    llm_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=600,
+        validation_alias="PLANBOUND_LLM_TIMEOUT_S",
+        description="Seconds one model request may take.",
+    )
+    max_tokens: int = Field(
+        default=50_000,
+        ge=1,
+        le=10_000_000,
+        validation_alias="PLANBOUND_MAX_TOKENS",
+        description="Most model tokens (input + output) one run may use.",
+    )
+    max_cost: float = Field(
+        default=1.0,
+        ge=0,
+        le=1000,
+        validation_alias="PLANBOUND_MAX_COST",
+        description="Most model cost (USD, from the price table) one run may use.",
+    )
+    price_table: Path | None = Field(
+        default=None,
+        validation_alias="PLANBOUND_PRICE_TABLE",
+        description="Price table YAML (default: graph/planners/llm/prices.yaml).",
+    )
+    human_fallback: bool = Field(
+        default=False,
+        validation_alias="PLANBOUND_HUMAN_FALLBACK",
+        description="When re-plans are used up, ask a person for a plan instead of refusing.",
+    )
+
+    @field_validator(
+        "openai_base_url",
+        "openai_api_key",
+        "model",
+        "price_table",
+        mode="before",
+    )
+    @classmethod
+    def _blank_llm_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.rstrip("/")
+
+    @field_validator("max_cost", "llm_timeout_s")
+    @classmethod
+    def _finite_llm(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+    @model_validator(mode="after")
+    def _llm_complete(self) -> Settings:
+        if self.model is not None and not self.llm_configured:
+            raise ValueError(
+                "PLANBOUND_MODEL is set but neither OPENAI_BASE_URL nor OPENAI_API_KEY is"
+            )
+        if self.planner == "llm" and self.model is None:
+            raise ValueError(
+                "PLANBOUND_PLANNER=llm needs a model: set PLANBOUND_MODEL and OPENAI_BASE_URL"
+            )
+        return self
+
+    @property
+    def llm_configured(self) -> bool:
+        """Whether a model is configured: ``PLANBOUND_MODEL`` with an endpoint or a key."""
+        return self.model is not None and (
+            self.openai_base_url is not None or self.openai_api_key is not None
+        )
 
     langsmith_tracing: bool = Field(
         default=False,
@@ -234,7 +351,10 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             problems = []
             for err in exc.errors():
-                field = str(err["loc"][0]) if err["loc"] else "settings"
+                if not err["loc"]:  # a rule across variables: its message names them
+                    problems.append(str(err["msg"]).removeprefix("Value error, "))
+                    continue
+                field = str(err["loc"][0])
                 name = _variable(field)
                 got = "hidden" if field in SECRETS else repr(err.get("input"))
                 if field in URIS and isinstance(err.get("input"), str):

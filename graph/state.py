@@ -70,6 +70,42 @@ class Pins(BaseModel):
     planner_version: str
 
 
+class Route(BaseModel):
+    """Who plans a run and why: the router's choice, recorded at intake."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    planner: Literal["explicit", "template", "llm"] | None = Field(
+        description="The planner chosen; ``None`` when nobody may plan the request."
+    )
+    reason: str = Field(description="Why, in words a user understands.")
+    tier: str | None = Field(default=None, description="The request's risk tier, if judged.")
+    taxonomy_version: str | None = Field(
+        default=None, description="Version of the risk-tier file the choice was made on."
+    )
+
+
+class Usage(BaseModel):
+    """Model tokens and their cost, summed over a run's model calls."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cost: float = Field(default=0.0, description="In the price table's currency (USD).")
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            calls=self.calls + other.calls,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+            cost=round(self.cost + other.cost, 10),
+        )
+
+
 def merge_results(
     left: dict[str, StepResult] | None, right: dict[str, StepResult] | None
 ) -> dict[str, StepResult]:
@@ -108,6 +144,12 @@ class State(InputState, total=False):
     """The current plan (replaced by a re-plan or a reviewer's edit)."""
     plan_attempts: int
     """How many times the planner has been asked."""
+    route: Route | None
+    """Who plans this run and why (the router's choice at intake)."""
+    usage: Usage | None
+    """Model tokens and cost used by this run's planning."""
+    human_fallback: Literal["asked", "used"] | None
+    """Whether a person was asked for the plan after the re-plans were used up."""
     feedback: Annotated[list[str], append]
     """Verifier reasons handed back to the planner."""
     verdict: Verdict | None
@@ -143,6 +185,10 @@ class OutputState(TypedDict, total=False):
     """What compensation did."""
     error: str | None
     """Why the run stopped short, if it did."""
+    route: Route | None
+    """Who planned the run and why."""
+    usage: Usage | None
+    """Model tokens and cost the run's planning used."""
 
 
 STATE_TYPES: tuple[tuple[str, str], ...] = (
@@ -154,5 +200,7 @@ STATE_TYPES: tuple[tuple[str, str], ...] = (
     ("guards.judgement", "Approval"),
     ("graph.state", "StepResult"),
     ("graph.state", "Pins"),
+    ("graph.state", "Route"),
+    ("graph.state", "Usage"),
 )
 """Types the checkpoint serializer may revive from msgpack (everything else is refused)."""

@@ -659,7 +659,46 @@ def test_the_table_covers_every_rule_of_the_shipped_policy() -> None:
     rules = set(re.findall(r'violation\(s, "([\w.]+)"', text))
     rules |= set(re.findall(r'"rule": "([\w.]+)"', text))
     assert len(rules) >= 25  # the scan itself works: an empty one would pass vacuously
-    assert rules <= set().union(*(c[3] for c in CASES))
+    assert rules <= set().union(*(c[3] for c in CASES), *(c[2] for c in LLM_CASES))
+
+
+# Plans of the LLM planner (source "llm"): the same rules, and two more of their own.
+# (name, steps, approval rules expected to fire, approval rules that must not)
+LLM_CASES: list[tuple[str, list[dict[str, Any]], set[str], set[str]]] = [
+    (
+        "llm cancel",
+        [who(), cancel()],
+        {ALLOWED, "llm.write_review"},
+        {"llm.amount_threshold", SUPERVISOR},
+    ),
+    (
+        "llm cancel over the threshold",
+        [who(), cancel(F_BIG)],
+        {ALLOWED, SUPERVISOR, "llm.write_review", "llm.amount_threshold"},
+        set(),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "steps", "fire", "quiet"), LLM_CASES, ids=[c[0] for c in LLM_CASES]
+)
+def test_llm_plans_need_a_reviewer_and_a_supervisor_over_the_threshold(
+    runner: Runner, stores: Stores, name: str, steps: Any, fire: set[str], quiet: set[str]
+) -> None:
+    from guards.plan import Plan
+
+    written = parse_plan_document({"goal": name, "steps": steps})
+    verifier = runner.services.verifier
+    for source in ("llm", "explicit"):
+        plan = Plan(source=source, goal=written.goal, steps=written.steps)  # type: ignore[arg-type]
+        verdict = verifier.verify(plan, stores.domain, stores.lock, "ann").verdict
+        assert verdict.outcome == "needs_approval", verdict
+        fired = {rule for review in verdict.reviews for rule in review.rules}
+        if source == "llm":
+            assert fire <= fired and not quiet & fired, fired
+        else:
+            assert not {r for r in fired if r.startswith("llm.")}, fired
 
 
 @pytest.mark.parametrize(("name", "steps", "outcome", "rules"), CASES, ids=[c[0] for c in CASES])

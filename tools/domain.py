@@ -177,6 +177,8 @@ class DomainPlugin:
         shipped_data: Returns the data shipped with the domain (``planbound seed``).
         data_hash: A digest of a data document (``seed``/``export`` print it).
         data_hash_name: What that digest is called in reports.
+        risk_tiers: The domain's risk taxonomy YAML (which tier a request and a tool are
+            in, and whether the LLM planner may plan it), if it has one.
     """
 
     name: str
@@ -194,3 +196,4 @@ class DomainPlugin:
     shipped_data: Callable[[], dict[str, Any]] | None = None
     data_hash: Callable[[dict[str, Any]], str] | None = None
     data_hash_name: str = "data_hash"
+    risk_tiers: Traversable | None = None

@@ -2,7 +2,8 @@
 
 The command tree is assembled here; each command lives in the module of its concern:
 :mod:`~graph.cli.runs` (runs and threads), :mod:`~graph.cli.data` (domain data and
-databases), :mod:`~graph.cli.demo`, :mod:`~graph.cli.policy`, :mod:`~graph.cli.audit`.
+databases), :mod:`~graph.cli.demo`, :mod:`~graph.cli.policy`, :mod:`~graph.cli.audit`,
+:mod:`~graph.cli.planning` (preview a plan; answer a request for one).
 :mod:`~graph.cli.common` holds what they share, :mod:`~graph.cli.answers` turns ``approve``
 options into a review answer and :mod:`~graph.cli.render` prints outcomes and reports.
 """
@@ -14,7 +15,7 @@ import sqlite3
 import sys
 from importlib.metadata import entry_points
 
-from graph.cli import audit, data, demo, policy, report, runs
+from graph.cli import audit, data, demo, planning, policy, report, runs
 from graph.cli.common import app, db_app, policy_app, print_error, storage_problem
 from graph.errors import USER_ERRORS
 from graph.tracing import flush_all
@@ -24,6 +25,8 @@ __all__ = ["app", "main"]
 app.command("seed")(data.seed_cmd)
 app.command("export")(data.export_cmd)
 app.command("run")(runs.run_cmd)
+app.command("plan")(planning.plan_cmd)
+app.command("give-plan")(planning.give_plan_cmd)
 app.command("approve")(runs.approve_cmd)
 app.command("resume")(runs.resume_cmd)
 app.command("status")(runs.status_cmd)

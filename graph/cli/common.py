@@ -140,16 +140,32 @@ def guarded(as_json: bool, action: Callable[[], T], **extra: Any) -> T:
         fail(storage_problem(exc), as_json, **extra)
 
 
-def home_services(home: Path | None, readonly: bool = False) -> Services:
+PlannerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--planner",
+        help="auto (templates, else the LLM if its risk tier allows), template or llm "
+        "(default $PLANBOUND_PLANNER or auto).",
+    ),
+]
+
+
+def home_services(
+    home: Path | None, readonly: bool = False, *, planner: str | None = None
+) -> Services:
     """The services of a data directory (``--home``, else ``PLANBOUND_HOME``).
 
     With ``readonly`` (a command that only reads) the stores are opened read-only: no
-    migration, no write lock, no writable directory needed.
+    migration, no write lock, no writable directory needed. ``planner`` (``--planner``) is
+    used instead of ``PLANBOUND_PLANNER``.
 
     Raises:
-        ConfigError: a setting in the environment is malformed.
+        ConfigError: a setting in the environment (or ``--planner``) is malformed.
     """
-    settings = Settings.load(**({"home": home} if home is not None else {}))
+    overrides: dict[str, Any] = {"home": home} if home is not None else {}
+    if planner is not None:
+        overrides["planner"] = planner
+    settings = Settings.load(**overrides)
     _HOMES.append(settings.home)
     return Services(settings, readonly=readonly)
 
@@ -159,9 +175,9 @@ def home_stores(home: Path | None) -> Stores:
     return home_services(home).stores
 
 
-def home_runner(home: Path | None, readonly: bool = False) -> Runner:
+def home_runner(home: Path | None, readonly: bool = False, *, planner: str | None = None) -> Runner:
     """Build a runner on the services of a data directory (see :func:`home_services`)."""
-    return Runner(services=home_services(home, readonly))
+    return Runner(services=home_services(home, readonly, planner=planner))
 
 
 def caller(settings: Settings, token_file: Path | None) -> Identity | None:

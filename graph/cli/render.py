@@ -48,6 +48,20 @@ def outcome(report: Mapping[str, Any]) -> None:
         f"status [bold {colour}]{_text(report['status'])}[/]",
         highlight=False,
     )
+    route = report.get("route")
+    if route:
+        out.print(
+            f"planned by [bold]{_text(route.get('planner') or 'nobody')}[/]: "
+            f"{_text(route.get('reason', ''))}",
+            highlight=False,
+        )
+    usage = report.get("usage")
+    if usage and usage.get("calls"):
+        out.print(
+            f"model calls {_text(usage['calls'])}, tokens {_text(usage['total_tokens'])}, "
+            f"cost {_text(usage['cost'])}",
+            highlight=False,
+        )
     plan = report.get("plan")
     if plan:
         table = _table(
@@ -91,6 +105,16 @@ def outcome(report: Mapping[str, Any]) -> None:
                 _text(r["step_id"]), _text(r["tool"]), "yes" if r["ok"] else "no", _text(text)
             )
         out.print(table)
+    asking = report.get("plan_request")
+    if asking:
+        for finding in asking.get("findings") or []:
+            out.print(f"finding: {_text(finding)}", highlight=False)
+        if asking.get("error"):
+            out.print(f"[red]last plan given was invalid:[/] {_text(asking['error'])}")
+        out.print(
+            f"answer with: planbound give-plan {_text(report['thread_id'])} --plan FILE "
+            '(or --reject "why")'
+        )
     for line in report.get("compensation") or []:
         out.print(f"compensation: {_text(line)}")
     if report.get("review_error"):

@@ -15,6 +15,7 @@ from graph.cli.answers import ApproveFlags, PendingReview, review_answer
 from graph.cli.common import (
     HomeOpt,
     JsonOpt,
+    PlannerOpt,
     TokenFileOpt,
     UsageError,
     caller,
@@ -113,6 +114,7 @@ def run_cmd(
     ] = None,
     token_file: TokenFileOpt = None,
     home: HomeOpt = None,
+    planner: PlannerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Plan, verify and run a request; stops when a step needs approval."""
@@ -138,7 +140,7 @@ def run_cmd(
                 raise UsageError(f"--plan {plan_file}: not JSON ({exc})") from exc
             except RecursionError:
                 raise UsageError(f"--plan {plan_file}: nested too deeply") from None
-        runner = home_runner(home)
+        runner = home_runner(home, planner=planner)
         holder = caller(runner.services.settings, token_file)
         if document is None:
             _ = runner.services.templates  # a bad template file: refused before a thread exists

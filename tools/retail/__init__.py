@@ -36,6 +36,7 @@ DOMAIN = DomainPlugin(
     shipped_data=load_shipped,
     data_hash=tau2_hash,
     data_hash_name="tau2_hash",
+    risk_tiers=resources.files(__name__).joinpath("risk_tiers.yaml"),
 )
 """The retail domain plug-in."""
 

@@ -1,6 +1,7 @@
 # planbound's retail policy: τ²-bench retail's written policy plus operator rules.
 #
 # Input (built by guards/policy.py):
+#   plan.source       who wrote the plan: "template", "explicit", "llm" or "edit"
 #   plan.steps[]      id, tool, ancestors (ids the step transitively depends on)
 #   catalog[tool]     effect ("read"/"write"), risk, compensator (the tools the plan names)
 #   facts.steps[id]   args (resolved, or null), unresolved[], output (identity lookups), error
@@ -300,6 +301,33 @@ needs_approval contains {"step": s.id, "rule": "operator.amount_threshold", "rea
 	total := order_of(s).total
 	total > input.config.amount_threshold
 	msg := sprintf("order %s is worth %v, over the %v threshold: a supervisor must approve", [args(s).order_id, total, input.config.amount_threshold])
+}
+
+# Plans written by the LLM planner ------------------------------------------------------
+# A model plans from the request alone, so its plans are reviewed whatever the operator
+# relaxes for engine-controlled plans: every write needs a reviewer, and a plan whose writes
+# touch orders worth more than the threshold in total (split or not) needs a supervisor.
+
+llm_planned if input.plan.source == "llm"
+
+llm_write_total := sum([order.total |
+	some order_id in {args(w).order_id | some w in steps; is_write(w)}
+	order := input.facts.orders[order_id]
+])
+
+needs_approval contains {"step": s.id, "rule": "llm.write_review", "reason": msg, "roles": approver_roles} if {
+	llm_planned
+	some s in steps
+	is_write(s)
+	msg := sprintf("%s was planned by the LLM planner: a person reviews every write it plans", [s.tool])
+}
+
+needs_approval contains {"step": s.id, "rule": "llm.amount_threshold", "reason": msg, "roles": supervisor_roles} if {
+	llm_planned
+	llm_write_total > input.config.amount_threshold
+	some s in steps
+	is_write(s)
+	msg := sprintf("the LLM-planned writes touch orders worth %v in total, over the %v threshold: a supervisor must approve", [llm_write_total, input.config.amount_threshold])
 }
 
 decision := {"deny": deny, "needs_approval": needs_approval}

@@ -183,3 +183,58 @@ test_no_self_approval_of_high_risk if {
 		with input.actor as {"id": "ann"}
 	count(reasons) == 1
 }
+
+# Plans written by the LLM planner ------------------------------------------------------
+
+asked_from(source, plan_steps, step_facts) := {[r.step, r.rule] |
+	some r in retail.needs_approval with input.plan.steps as plan_steps
+		with input.plan.source as source
+		with input.catalog as object.union(catalog_fixture, {})
+		with input.config as object.union(config_fixture, {})
+		with input.facts as facts(step_facts)
+}
+
+cancel_w1 := fact({"order_id": "#W1", "reason": "no longer needed"})
+
+test_llm_write_needs_a_reviewer if {
+	rules := asked_from("llm", [who, step("w", "cancel_pending_order")], {"who": who_fact, "w": cancel_w1})
+	["w", "llm.write_review"] in rules
+	not ["w", "llm.amount_threshold"] in rules
+}
+
+test_template_write_has_no_llm_rules if {
+	rules := asked_from("template", [who, step("w", "cancel_pending_order")], {"who": who_fact, "w": cancel_w1})
+	not ["w", "llm.write_review"] in rules
+	["w", "writes.need_approval"] in rules
+}
+
+test_llm_plan_over_the_threshold_in_total_needs_a_supervisor if {
+	# #W1 (100) is under the threshold alone; with #W3 (2000) the plan's writes are over it.
+	plan_steps := [who, step("a", "cancel_pending_order"), step("b", "return_delivered_order_items")]
+	step_facts := {
+		"who": who_fact,
+		"a": cancel_w1,
+		"b": fact({"order_id": "#W3", "item_ids": ["i1"], "payment_method_id": "paypal_1"}),
+	}
+	rules := asked_from("llm", plan_steps, step_facts)
+	["a", "llm.amount_threshold"] in rules
+	["b", "llm.amount_threshold"] in rules
+	not ["a", "operator.amount_threshold"] in rules
+}
+
+test_llm_plans_split_under_the_threshold_still_add_up if {
+	# Two orders of 600 each: neither is over 1000, together they are.
+	split_orders := object.union(orders, {
+		"#W5": {"user_id": "u1", "status": "pending", "total": 600, "payment_method_id": "paypal_1", "items": []},
+		"#W6": {"user_id": "u1", "status": "pending", "total": 600, "payment_method_id": "paypal_1", "items": []},
+	})
+	rules := {[r.step, r.rule] |
+		some r in retail.needs_approval with input.plan.steps as [who, step("a", "cancel_pending_order"), step("b", "cancel_pending_order")]
+			with input.plan.source as "llm"
+			with input.catalog as object.union(catalog_fixture, {})
+			with input.config as object.union(config_fixture, {})
+			with input.facts as {"steps": {"who": who_fact, "a": fact({"order_id": "#W5", "reason": "no longer needed"}), "b": fact({"order_id": "#W6", "reason": "no longer needed"})}, "users": users, "orders": split_orders, "items": items}
+	}
+	["a", "llm.amount_threshold"] in rules
+	["b", "llm.amount_threshold"] in rules
+}
