@@ -32,9 +32,9 @@ KEYBOARD_PRODUCT = "1656367028"
 CLICKY_NONE_FULL = "7706410293"  # the one available clicky, no-backlight, full-size variant
 CLICKY_WHITE_FULL = "6342039236"  # also clicky and full size, white backlight
 PAYMENT = "credit_card_9513926"
-EXCHANGE = (
-    f"{YUSUF} Please exchange the mechanical keyboard from order {ORDER} for the same "
-    f"keyboard but with clicky switches and no backlight; use {PAYMENT} for any difference."
+EXCHANGE = (  # worded so that no template plans it: the router hands it to the model
+    f"{YUSUF} Please swap the mechanical keyboard from order {ORDER} for its twin that "
+    f"clicks and has no lights; use {PAYMENT} for any difference."
 )
 
 
