@@ -441,6 +441,13 @@ def run(
         choose_planner(planner, Example.model_validate(_probe()))
     chosen = select(dataset, planner, datasets_dir)
     settings = Settings.load()
+    live = [e.id for _, e in chosen if e.llm is None and "request" in e.inputs]
+    if planner == "llm" and live and not settings.llm_configured:
+        raise EvalError(
+            f"--planner llm: {len(live)} examples have no recorded model replies (e.g. "
+            f"{live[0]}) and no model is configured: set PLANBOUND_MODEL and OPENAI_BASE_URL, "
+            "or run --dataset llm"
+        )
     key = settings.langsmith_api_key
     if upload and key is None:
         raise EvalError(

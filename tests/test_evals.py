@@ -254,7 +254,7 @@ def test_the_cli_refuses_what_it_cannot_run_with_a_clear_error(tmp_path: Path) -
     cli = CliRunner()
     for args, words in [
         (["--dataset", "nope"], "no dataset 'nope'"),
-        (["--planner", "llm"], "register_planner('llm'"),
+        (["--planner", "llm"], "no recorded model replies (e.g."),
         (["--planner", "wizard"], "no planner 'wizard'"),
         (["--upload"], "--upload needs LANGSMITH_API_KEY"),
         (["--compare", "a", "b"], "no experiment 'a'"),
@@ -335,9 +335,22 @@ def test_recorded_replies_replay_through_the_real_openai_client_offline() -> Non
     assert again["steps"][0]["args"][0]["name"] == "email"
 
 
-def test_all_leaves_out_the_llm_dataset_until_an_llm_planner_is_registered() -> None:
+def test_the_llm_dataset_replays_its_recorded_replies_through_the_llm_planner(
+    tmp_path: Path, recorder: Recorder
+) -> None:
     chosen = runner.select("all", "template")
-    assert "llm" not in {name for name, _ in chosen}
+    assert "llm" not in {name for name, _ in chosen}  # templates cannot replay model replies
     assert len(chosen) >= 150
-    with pytest.raises(runner.EvalError, match="register_planner"):
-        runner.select("llm", "llm")
+    assert "llm" in {name for name, _ in runner.select("all", "auto")}
+    exp = runner.run(
+        dataset="llm",
+        planner="auto",
+        experiment="llm",
+        results_dir=tmp_path / "results",
+        client=offline_client(recorder),
+    )
+    assert recorder.requests == []  # offline: the replies come from the dataset
+    assert exp.summary["examples"] == len(ds.load("llm"))
+    for key in ("trajectory", "outcome", "safety", "status"):
+        assert exp.metrics[key]["mean"] == 1.0, (key, exp.rows)
+    assert all(r["outputs"]["tokens"] > 0 for r in exp.rows)
