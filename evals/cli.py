@@ -14,6 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
+from evals import results as experiments
 from evals import runner
 from evals.evaluators import FIGURES
 from evals.gate import GATE_FILE, check, load_gate
@@ -51,7 +52,7 @@ def eval_cmd(
     ] = None,
     results: Annotated[
         Path, typer.Option("--results", help="Directory of experiment files.")
-    ] = runner.RESULTS_DIR,
+    ] = experiments.RESULTS_DIR,
     home: Annotated[
         Path | None,
         typer.Option("--home", help="Keep the decisions in this home (default: a temporary one)."),
@@ -124,7 +125,7 @@ def _failures(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _print_experiment(exp: runner.Experiment) -> None:
+def _print_experiment(exp: experiments.Experiment) -> None:
     s = exp.summary
     sizes = ", ".join(f"{n} {k}" for k, n in s["datasets"].items())
     out.print(
@@ -165,9 +166,9 @@ def _print_gate(breaches: list[str], version: int) -> None:
 def _compare(
     names: tuple[str, str], results: Path, gate: bool, gate_file: Path, as_json: bool
 ) -> None:
-    base = guarded(as_json, lambda: runner.read_results(names[0], results))
-    head = guarded(as_json, lambda: runner.read_results(names[1], results))
-    cmp = runner.compare(base, head)
+    base = guarded(as_json, lambda: experiments.read_results(names[0], results))
+    head = guarded(as_json, lambda: experiments.read_results(names[1], results))
+    cmp = experiments.compare(base, head)
     breaches: list[str] = []
     if gate:
         thresholds = guarded(as_json, lambda: load_gate(gate_file))

@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from evals.runner import EvalError, Experiment, aggregate
+from evals.errors import EvalError
+from evals.results import Experiment, aggregate
 
 GATE_FILE = Path(__file__).resolve().parent / "gate.yaml"
 """The shipped thresholds."""

@@ -1,14 +1,16 @@
 """The ``llm`` planner for evaluation runs: recorded replies offline, the endpoint live.
 
 An example with recorded model replies is planned by the real LLM planner over a
-``ChatOpenAI`` that replays them (:func:`evals.runner.recorded_model`); an example without
+``ChatOpenAI`` that replays them (:func:`evals.replay.recorded_model`); an example without
 them is planned by the configured endpoint (``OPENAI_BASE_URL``, ``PLANBOUND_MODEL``).
 """
 
 from __future__ import annotations
 
 from evals.datasets import Example
-from evals.runner import EvalError, recorded_model, register_planner
+from evals.errors import EvalError
+from evals.replay import recorded_model
+from evals.runner import register_planner
 from graph.planners.base import Planner
 from graph.services import Services
 

@@ -12,38 +12,33 @@ its runs (each with the system's own trace below it) and the scores are uploaded
 
 Planners are an extension point: :func:`register_planner` maps a name to a factory that
 builds the planner for one example; ``template`` is built in; ``llm`` is registered by the
-package that provides an LLM planner (see :func:`recorded_model` for the offline replay).
+package that provides an LLM planner (:func:`evals.replay.recorded_model` replays recorded
+model replies offline).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import json
-import math
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import httpx
-from langchain_core.language_models import BaseChatModel
-from pydantic import SecretStr
 
 from checkpoints.audit import AuditLog
 from checkpoints.ledger import Ledger
 from evals import datasets as ds
 from evals.datasets import Example
+from evals.errors import EvalError
 from evals.evaluators import EVALUATORS, FIGURES, as_langsmith
+from evals.results import RESULTS_DIR, Experiment, aggregate, write_results
+from evals.upload import dataset_uuid, example_of, example_record, example_uuid, sync_datasets
 from graph.errors import USER_ERRORS
 from graph.planners.base import Planner
 from graph.runner import Runner
@@ -52,17 +47,10 @@ from graph.settings import Settings
 from graph.tracing import TRACE_KIND
 from tools.retail import export, load_shipped
 
-RESULTS_DIR = Path("evals/results")
-"""Where experiments are written (``<experiment>.jsonl``), relative to the working directory."""
-
 PlannerFactory = Callable[[Services, Example], Planner]
 """Builds the planner for one example (the services give the catalog, templates, settings)."""
 
 _PLANNERS: dict[str, PlannerFactory] = {}
-
-
-class EvalError(ValueError):
-    """An evaluation cannot run as asked (the message says why)."""
 
 
 def register_planner(name: str, factory: PlannerFactory) -> None:
@@ -84,75 +72,6 @@ def _load_plugins() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != "evals.planners_llm":
                 raise
-
-
-def recorded_model(example: Example) -> BaseChatModel:
-    """A ``ChatOpenAI`` whose server is the example's recorded replies, replayed in order.
-
-    The model is the real client (so structured output, tool calls and usage are read as in
-    production) over an in-process transport: each request is answered with the next
-    recorded reply as an OpenAI chat completion, and nothing leaves the process. After the
-    last reply, further requests get the last one again.
-    """
-    from langchain_openai import ChatOpenAI
-
-    llm = example.llm
-    if llm is None:
-        raise EvalError(f"{example.id}: no recorded model replies")
-    replies = list(llm.recorded_replies)
-    served = 0
-    lock = threading.Lock()
-
-    def replay(request: httpx.Request) -> httpx.Response:
-        nonlocal served
-        with lock:
-            reply = replies[min(served, len(replies) - 1)]
-            served += 1
-        return httpx.Response(200, json=completion(reply, llm.model, served))
-
-    return ChatOpenAI(
-        model=llm.model,
-        api_key=SecretStr("recorded"),
-        base_url="http://recorded.invalid/v1",
-        http_client=httpx.Client(transport=httpx.MockTransport(replay)),
-        max_retries=0,
-        temperature=0,
-    )
-
-
-def completion(reply: Mapping[str, Any], model: str, n: int) -> dict[str, Any]:
-    """One recorded AI message as an OpenAI ``chat.completion`` response body."""
-    usage = reply.get("usage_metadata") or {}
-    calls = [
-        {
-            "id": call.get("id") or f"call_{n}_{i}",
-            "type": "function",
-            "function": {"name": call["name"], "arguments": json.dumps(call.get("args", {}))},
-        }
-        for i, call in enumerate(reply.get("tool_calls") or [])
-    ]
-    message: dict[str, Any] = {"role": "assistant", "content": reply.get("content") or None}
-    if calls:
-        message["tool_calls"] = calls
-    name = (reply.get("response_metadata") or {}).get("model_name") or model
-    return {
-        "id": f"chatcmpl-recorded-{n}",
-        "object": "chat.completion",
-        "created": 0,
-        "model": name,
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "finish_reason": "tool_calls" if calls else "stop",
-            }
-        ],
-        "usage": {
-            "prompt_tokens": int(usage.get("input_tokens", 0)),
-            "completion_tokens": int(usage.get("output_tokens", 0)),
-            "total_tokens": int(usage.get("total_tokens", 0)),
-        },
-    }
 
 
 register_planner("template", lambda services, example: services.templates)
@@ -346,51 +265,6 @@ def describe(services: Services, out: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-# -- experiments ---------------------------------------------------------------------------
-@dataclass
-class Experiment:
-    """One finished evaluation run."""
-
-    name: str
-    rows: list[dict[str, Any]]
-    summary: dict[str, Any]
-    path: Path | None = None
-    home: Path | None = None
-
-    @property
-    def metrics(self) -> dict[str, dict[str, float]]:
-        """Per-metric aggregates (``mean``, ``n``; figures also ``p50``, ``p95``)."""
-        return dict(self.summary["metrics"])
-
-
-def aggregate(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-    """Mean and count of every metric (p50/p95/max too for the figures)."""
-    values: dict[str, list[float]] = {}
-    for row in rows:
-        for key, score in row["scores"].items():
-            values.setdefault(key, []).append(float(score))
-    out: dict[str, dict[str, float]] = {}
-    for key, xs in values.items():
-        stats = {"mean": round(statistics.fmean(xs), 6), "n": len(xs)}
-        if key in FIGURES:
-            stats |= {
-                "p50": round(percentile(xs, 50), 6),
-                "p95": round(percentile(xs, 95), 6),
-                "max": round(max(xs), 6),
-            }
-        out[key] = stats
-    return dict(sorted(out.items()))
-
-
-def percentile(xs: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (nearest rank) of ``xs``."""
-    ordered = sorted(xs)
-    if not ordered:
-        return 0.0
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
 def _revision() -> str | None:
     try:
         done = subprocess.run(
@@ -459,31 +333,21 @@ def run(
             api_url=settings.langsmith_endpoint,
             api_key=key.get_secret_value() if key is not None else None,
         )
-        ids = _sync_datasets(client, chosen)
+        ids = sync_datasets(client, chosen)
     else:
         # Nothing leaves the process: the client is never asked to send.
         client = client or Client(
             api_url="http://127.0.0.1:9", api_key="offline", info=LangSmithInfo()
         )
-        ids = {n: uuid.uuid5(uuid.NAMESPACE_URL, f"planbound-eval:{n}") for n, _ in chosen}
-    by_id = {_example_uuid(n, e): (n, e) for n, e in chosen}
-    examples = [
-        LsExample(
-            id=_example_uuid(n, e),
-            dataset_id=ids[n],
-            inputs={"example_id": e.id, **e.inputs},
-            outputs={"expected": e.expected.model_dump(mode="json")},
-            metadata={"dataset": n, "kind": e.kind, "tags": e.tags},
-        )
-        for n, e in chosen
-    ]
+        ids = {n: dataset_uuid(n) for n, _ in chosen}
+    by_id = {example_uuid(n, e): (n, e) for n, e in chosen}
+    examples = [LsExample(dataset_id=ids[n], **example_record(n, e)) for n, e in chosen]
     box = open_home(home, uri, traced=upload)
     rows: list[dict[str, Any]] = []
     try:
 
         def target(inputs: dict[str, Any]) -> dict[str, Any]:
-            key = _example_uuid_of(inputs, chosen)
-            return run_example(box, by_id[key][1], planner)
+            return run_example(box, example_of(inputs, chosen)[1], planner)
 
         # langsmith prints its progress notes; standard output belongs to the command.
         with contextlib.redirect_stdout(sys.stderr):
@@ -557,130 +421,3 @@ def run(
 
 def _probe() -> dict[str, Any]:
     return {"id": "probe", "kind": "template", "inputs": {}, "expected": {"status": "completed"}}
-
-
-def _example_uuid(dataset: str, example: Example) -> uuid.UUID:
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"planbound-eval:{dataset}:{example.id}")
-
-
-def _example_uuid_of(inputs: Mapping[str, Any], chosen: Sequence[tuple[str, Example]]) -> uuid.UUID:
-    eid = inputs["example_id"]
-    for n, e in chosen:
-        if e.id == eid:
-            return _example_uuid(n, e)
-    raise EvalError(f"unknown example {eid!r}")
-
-
-def _sync_datasets(client: Any, chosen: Sequence[tuple[str, Example]]) -> dict[str, uuid.UUID]:
-    """Create each dataset (``planbound-<name>``) and its examples in LangSmith if missing."""
-    ids: dict[str, uuid.UUID] = {}
-    for name in dict.fromkeys(n for n, _ in chosen):
-        ls_name = f"planbound-{name}"
-        found = list(client.list_datasets(dataset_name=ls_name))
-        dataset = (
-            found[0]
-            if found
-            else client.create_dataset(
-                ls_name, description=f"planbound offline evaluation: {name} ({ds.SOURCE})"
-            )
-        )
-        ids[name] = dataset.id
-        have = {str(e.id) for e in client.list_examples(dataset_id=dataset.id)}
-        missing = [e for n, e in chosen if n == name and str(_example_uuid(n, e)) not in have]
-        if missing:
-            client.create_examples(
-                dataset_id=dataset.id,
-                examples=[
-                    {
-                        "id": _example_uuid(name, e),
-                        "inputs": {"example_id": e.id, **e.inputs},
-                        "outputs": {"expected": e.expected.model_dump(mode="json")},
-                        "metadata": {"dataset": name, "kind": e.kind, "tags": e.tags},
-                    }
-                    for e in missing
-                ],
-            )
-    return ids
-
-
-def write_results(
-    path: Path, rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]
-) -> None:
-    """Write an experiment: one line per example, then the summary line."""
-    import json
-
-    with path.open("w") as f:
-        for row in rows:
-            f.write(json.dumps(row, sort_keys=True, default=str) + "\n")
-        f.write(json.dumps(summary, sort_keys=True, default=str) + "\n")
-
-
-def read_results(path_or_name: str | Path, results_dir: Path = RESULTS_DIR) -> Experiment:
-    """Read an experiment by file path or by name in ``results_dir``.
-
-    Raises:
-        EvalError: no such experiment, or not a results file.
-    """
-    import json
-
-    path = Path(path_or_name)
-    if not path.is_file():
-        path = results_dir / f"{path_or_name}.jsonl"
-    if not path.is_file():
-        raise EvalError(f"no experiment {str(path_or_name)!r} (looked for {path})")
-    rows: list[dict[str, Any]] = []
-    summary: dict[str, Any] | None = None
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError:
-            raise EvalError(f"{path}:{n}: not JSON") from None
-        if item.get("type") == "summary":
-            summary = item
-        elif item.get("type") == "example":
-            rows.append(item)
-    if summary is None:
-        raise EvalError(f"{path}: no summary line (not an experiment file)")
-    return Experiment(str(summary["experiment"]), rows, summary, path)
-
-
-@dataclass
-class Comparison:
-    """Two experiments side by side."""
-
-    base: Experiment
-    head: Experiment
-    deltas: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
-    regressed: list[dict[str, Any]] = field(default_factory=list)
-    fixed: list[dict[str, Any]] = field(default_factory=list)
-
-
-def compare(base: Experiment, head: Experiment) -> Comparison:
-    """Per-metric means of both, and every example whose pass/fail score got worse (or better)."""
-    cmp = Comparison(base, head)
-    for key in sorted(set(base.metrics) | set(head.metrics)):
-        a = base.metrics.get(key, {}).get("mean")
-        b = head.metrics.get(key, {}).get("mean")
-        cmp.deltas[key] = (a, b)
-    before = {(r["dataset"], r["example_id"]): r for r in base.rows}
-    for row in head.rows:
-        old = before.get((row["dataset"], row["example_id"]))
-        if old is None:
-            continue
-        for key, score in row["scores"].items():
-            if key in FIGURES or key not in old["scores"]:
-                continue
-            was = old["scores"][key]
-            item = {
-                "example_id": row["example_id"],
-                "dataset": row["dataset"],
-                "metric": key,
-                "base": was,
-                "head": score,
-                "comment": row.get("comments", {}).get(key) or old.get("comments", {}).get(key),
-            }
-            if score < was:
-                cmp.regressed.append(item)
-            elif score > was:
-                cmp.fixed.append(item)
-    return cmp

@@ -19,6 +19,8 @@ from evals import runner
 from evals.datasets import DatasetError, Expected, ToolCall
 from evals.evaluators import abstention, outcome, safety, trajectory, trajectory_matches
 from evals.gate import check, load_gate
+from evals.replay import recorded_model
+from evals.results import read_results
 from graph.cli import app
 from guards.plan import CannotPlan, PlanRequest
 from tools.retail import load_shipped
@@ -194,7 +196,7 @@ def test_an_offline_run_scores_every_example_keeps_results_and_sends_nothing(
     assert by_id["adv-injection-000"]["outputs"]["status"] == "awaiting_approval"
     assert by_id["adv-other-customer-000"]["outputs"]["rules"] == ["scope.order_owner"]
 
-    back = runner.read_results(tmp_path / "results" / "offline.jsonl")
+    back = read_results(tmp_path / "results" / "offline.jsonl")
     assert back.metrics == exp.metrics
     assert len(back.rows) == 9
     assert check(back, load_gate()) == []
@@ -308,7 +310,7 @@ def test_recorded_replies_replay_through_the_real_openai_client_offline() -> Non
 
     example = ds.load("llm")[0]
     assert example.llm is not None
-    model = runner.recorded_model(example)
+    model = recorded_model(example)
     schema = {
         "name": "plan",
         "description": "a plan",
