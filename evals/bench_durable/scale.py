@@ -19,7 +19,7 @@ ledger row left ``started``.
 
 Prints a table (median, min and max over the runs) and one line for scripts::
 
-    SCALE read_dps_w1=… read_dps_w2=… write_dps_w1=… … read_scaling_w4=… exactly_once=yes
+    SCALE read_dps_w1=… read_dps_w2=… … read_scaling_w2=… … write_scaling_w4=… exactly_once=yes
 
 Figures move with whatever else runs on the machine: the load average is printed with them.
 """
@@ -300,9 +300,9 @@ def print_report(console: Console, rows: list[Row], load: str) -> str:
         "cores as the workers: past the core count, more workers add contention, not CPU."
     )
     parts = [f"{r.workload}_dps_w{r.workers}={r.median():.1f}" for r in rows]
-    top = max(r.workers for r in rows)
-    parts += [f"{w}_scaling_w{top}={_scaling(rows, r):.2f}" for w in ("read", "write")
-              for r in rows if r.workload == w and r.workers == top]  # fmt: skip
+    base = min_workers(rows)
+    parts += [f"{r.workload}_scaling_w{r.workers}={_scaling(rows, r):.2f}" for r in rows
+              if r.workers != base]  # fmt: skip
     parts.append(f"exactly_once={'yes' if all(r.exactly_once() for r in rows) else 'no'}")
     line = "SCALE " + " ".join(parts)
     print(line)  # noqa: T201 -- the line scripts read, on stdout
