@@ -24,6 +24,10 @@ Modules: :mod:`.workload` (the plan, targets, run sizes), :mod:`.setup` (databas
 :mod:`.baseline` (raw graph, floor commit), :mod:`.pgstats` (what the server wrote),
 :mod:`.profiling` (CPU attribution), :mod:`.phases` (the measurements), :mod:`.report`
 (the tables), :mod:`.cli` (options and the run).
+
+``python -m evals.bench_durable.scale`` measures decisions/s against worker processes on one
+database (1, 2, 4), with review answers handed between workers and raced, and checks that
+each write decision is exactly once (:mod:`.scale`, :mod:`.scale_worker`).
 """
 
 from evals.bench_durable.cli import main
