@@ -293,6 +293,21 @@ _RELATIVE = re.compile(
 )
 
 
+_NO_CARE = (
+    r"\b(?:(?:do\s+not|don't|dont|doesn't|does\s+not)\s+(?:really\s+)?care\s+"
+    r"(?:about|for|what|which)\s+(?:the\s+)?({keys})|any\s+({keys})|"
+    r"({keys})\s+(?:does\s+not|doesn't|do\s+not|don't)\s+matter)\b"
+)
+
+
+def _free(text: str, names: tuple[str, ...]) -> list[str]:
+    """Options the customer does not care about ("do not care about waterproof or not")."""
+    keys = sorted({k for n in names for k in PRODUCT_OPTIONS[n]}, key=len, reverse=True)
+    rx = re.compile(_NO_CARE.format(keys="|".join(map(re.escape, keys))), re.IGNORECASE)
+    found = [next(g for g in m.groups() if g) for m in rx.finditer(text)]
+    return _distinct([next(k for k in keys if k.lower() == f.lower()) for f in found])
+
+
 _EXCLUDE = re.compile(
     r"\b(?:except|excluding|but\s+not|other\s+than|apart\s+from|besides|everything|"
     r"all|both|each|every|keep\s+the|"
@@ -400,6 +415,9 @@ def _change(span: str, names: tuple[str, ...]) -> dict[str, Any] | SlotProblem:
             + "; ".join(f"{k}: {', '.join(v)}" for k, v in PRODUCT_OPTIONS[names[0]].items())
             + ")"
         )
+    free = _free(plain, names)
+    for key in free:  # "do not care about waterproof" names no value of it
+        plain = re.sub(rf"(?i)\b{re.escape(key)}\b", " ", plain)
     frm: dict[str, str] = {}
     to: dict[str, str]
     if len(dicts) >= 2:
@@ -415,8 +433,18 @@ def _change(span: str, names: tuple[str, ...]) -> dict[str, Any] | SlotProblem:
         # "the same one", "the same type as the other one": nothing named changes, and a
         # change to the item it already is would be a write no one asked for.
         return SlotProblem(f"it does not say what the {' or '.join(names)} should become")
+    both = sorted(set(free) & set(to))
+    if both:
+        return SlotProblem(f"the {both[0]} is asked for and said not to matter; say which")
     same = not cheapest or bool(_SAME.search(plain))
-    return {"names": list(names), "from": frm, "to": to, "same": same, "cheapest": cheapest}
+    return {
+        "names": list(names),
+        "from": frm,
+        "to": to,
+        "same": same,
+        "cheapest": cheapest,
+        "free": free,
+    }
 
 
 def _item_changes(text: RequestText) -> Extracted:
@@ -502,7 +530,7 @@ EXTRACTORS: dict[str, SlotExtractor] = {
     "item_changes": SlotExtractor(
         _item_changes,
         "no item was named",
-        fields=("names", "from", "to", "same", "cheapest"),
+        fields=("names", "from", "to", "same", "cheapest", "free"),
     ),
     "item_names": SlotExtractor(_item_names, "no item was named", fields=("names",)),
     "payment_kind": SlotExtractor(_payment_kind, "no kind of payment was named"),
