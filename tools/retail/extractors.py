@@ -481,6 +481,46 @@ def _item_names(text: RequestText) -> Extracted:
     return [{"names": list(n)} for n in dict.fromkeys(map(tuple, names))]
 
 
+_BUT = re.compile(
+    r"\b(?:except(?:\s+for)?|excluding|other\s+than|apart\s+from|but\s+not|besides|"
+    r"save\s+for)\b",
+    re.IGNORECASE,
+)
+_WHOLE = re.compile(
+    r"\b(?:everything|all|every\s+item|each\s+item|the\s+rest)\b", re.IGNORECASE
+)
+
+
+def _kept_items(text: RequestText) -> Extracted:
+    """What "everything except the coffee machine" keeps: one product named after "except".
+
+    The items to return are then the order's other lines, picked from the data. A product
+    named before "except" (the items would be named both ways) or several kept products are
+    asked about.
+    """
+    but = _BUT.search(text.masked)
+    if but is None:
+        return None
+    if _WHOLE.search(text.masked, 0, but.start()) is None:
+        return SlotProblem(f"'{but.group()}' follows no 'everything' or 'all'")
+    mentions = _mentions(text.masked)
+    before = [n for s, _, n in mentions if s < but.start()]
+    if before:
+        return SlotProblem(
+            f"the {' or '.join(before[0])} is named before '{but.group()}': name each item "
+            "to return, or everything except the one to keep"
+        )
+    kept = list(dict.fromkeys(n for s, _, n in mentions if s >= but.end()))
+    if not kept:
+        return SlotProblem(f"nothing is named after '{but.group()}'")
+    if len(kept) > 1:
+        return SlotProblem(
+            f"several items are kept ({', '.join(' or '.join(n) for n in kept)}); name the "
+            "items to return instead"
+        )
+    return {"names": list(kept[0])}
+
+
 _KINDS = {
     "gift_card": re.compile(r"\bgift\s*card\b|\bgiftcard\b|\bGC\b", re.IGNORECASE),
     "paypal": re.compile(r"\bpay\s*pal\b", re.IGNORECASE),
@@ -533,6 +573,7 @@ EXTRACTORS: dict[str, SlotExtractor] = {
         fields=("names", "from", "to", "same", "cheapest", "free"),
     ),
     "item_names": SlotExtractor(_item_names, "no item was named", fields=("names",)),
+    "kept_items": SlotExtractor(_kept_items, "nothing to keep was named", fields=("names",)),
     "payment_kind": SlotExtractor(_payment_kind, "no kind of payment was named"),
     "source_order_id": SlotExtractor(_source_order_id, "no order to copy from was named"),
     "summary": SlotExtractor(_summary, "nothing was said"),
