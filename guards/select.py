@@ -97,7 +97,7 @@ def parse_selection(value: Mapping[str, Any]) -> Selection:
 
 
 class _Functions(jmespath.functions.Functions):
-    """JMESPath's built-in functions plus ``param(name)`` over one selection's params."""
+    """JMESPath's built-ins, ``param(name)`` over one selection's params, and ``omit``."""
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         super().__init__()
@@ -109,7 +109,6 @@ class _Functions(jmespath.functions.Functions):
             known = ", ".join(sorted(self._params)) or "none"
             raise jmespath.exceptions.JMESPathError(f"no param {name!r} (params: {known})")
         return self._params[name]
-
 
     @jmespath.functions.signature({"types": ["object"]}, {"types": ["array"]})
     def _func_omit(self, value: Mapping[str, Any], keys: list[Any]) -> dict[str, Any]:

@@ -300,12 +300,16 @@ _NO_CARE = (
 )
 
 
-def _free(text: str, names: tuple[str, ...]) -> list[str]:
-    """Options the customer does not care about ("do not care about waterproof or not")."""
+def _free(text: str, names: tuple[str, ...]) -> tuple[list[str], str]:
+    """Options the customer does not care about ("do not care about waterproof or not").
+
+    Returns them and ``text`` with those phrases blanked (they name no value to change to).
+    """
     keys = sorted({k for n in names for k in PRODUCT_OPTIONS[n]}, key=len, reverse=True)
     rx = re.compile(_NO_CARE.format(keys="|".join(map(re.escape, keys))), re.IGNORECASE)
     found = [next(g for g in m.groups() if g) for m in rx.finditer(text)]
-    return _distinct([next(k for k in keys if k.lower() == f.lower()) for f in found])
+    free = _distinct([next(k for k in keys if k.lower() == f.lower()) for f in found])
+    return free, rx.sub(lambda m: " " * len(m.group()), text)
 
 
 _EXCLUDE = re.compile(
@@ -415,9 +419,7 @@ def _change(span: str, names: tuple[str, ...]) -> dict[str, Any] | SlotProblem:
             + "; ".join(f"{k}: {', '.join(v)}" for k, v in PRODUCT_OPTIONS[names[0]].items())
             + ")"
         )
-    free = _free(plain, names)
-    for key in free:  # "do not care about waterproof" names no value of it
-        plain = re.sub(rf"(?i)\b{re.escape(key)}\b", " ", plain)
+    free, plain = _free(plain, names)
     frm: dict[str, str] = {}
     to: dict[str, str]
     if len(dicts) >= 2:
@@ -486,9 +488,7 @@ _BUT = re.compile(
     r"save\s+for)\b",
     re.IGNORECASE,
 )
-_WHOLE = re.compile(
-    r"\b(?:everything|all|every\s+item|each\s+item|the\s+rest)\b", re.IGNORECASE
-)
+_WHOLE = re.compile(r"\b(?:everything|all|every\s+item|each\s+item|the\s+rest)\b", re.IGNORECASE)
 
 
 def _kept_items(text: RequestText) -> Extracted:
