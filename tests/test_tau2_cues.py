@@ -221,3 +221,10 @@ def test_omit_leaves_out_the_keys_named() -> None:
     )
     out = evaluate(selection, {"size": "10", "waterproof": "yes"}, {"free": ["waterproof"]}, "s2")
     assert out == {"size": "10"}
+
+
+def test_an_unnamed_comparison_lists_the_options_of_each_product_the_word_names() -> None:
+    problem = _read("item_changes", "the camera for one with the maximum zoom")
+    assert "'maximum' does not name an option" in problem.detail
+    assert "options of the Digital Camera: resolution: 20MP, 24MP, 30MP" in problem.detail
+    assert "zoom: 10x, 3x, 5x" in problem.detail

@@ -414,9 +414,12 @@ def _change(span: str, names: tuple[str, ...]) -> dict[str, Any] | SlotProblem:
     relative = _RELATIVE.search(plain)
     if relative is not None and not cheapest:
         return SlotProblem(
-            f"'{relative.group()}' does not name an option: say which value you want "
-            f"(options of {' or '.join(names)}: "
-            + "; ".join(f"{k}: {', '.join(v)}" for k, v in PRODUCT_OPTIONS[names[0]].items())
+            f"'{relative.group()}' does not name an option: say which value you want ("
+            + "; ".join(
+                f"options of the {n}: "
+                + "; ".join(f"{k}: {', '.join(v)}" for k, v in PRODUCT_OPTIONS[n].items())
+                for n in names
+            )
             + ")"
         )
     free, plain = _free(plain, names)
