@@ -11,6 +11,7 @@ import functools
 import importlib
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,24 @@ class Services:
             write_tools=frozenset(
                 n for n in self.catalog.names() if self.catalog.entries[n].spec.effect == "write"
             ),
+            evidence=self._evidence if self.domain.evidence is not None else None,
         )
+
+    def _evidence(self, values: Mapping[str, Any]) -> frozenset[str] | None:
+        """The domain's evidence for one reading of a request, read in a snapshot.
+
+        Unreadable data is no evidence (``None``): the words decide, or the planner asks.
+        """
+        read = self.domain.evidence
+        if read is None:
+            return None
+        stores = self.stores
+        conn = stores.domain
+        try:
+            with stores.lock, conn.snapshot():
+                return read(self.domain.open_store(conn), values)
+        except conn.errors:
+            return None
 
     @property
     def budget(self) -> Budget:

@@ -18,7 +18,8 @@ switches" before the product has been read, and a planner must never see tool ou
   :class:`~guards.errors.SelectionEmpty` and several are
   :class:`~guards.errors.SelectionAmbiguous`. ``take: all`` wants a non-empty list.
 * ``params`` are named values (references and selections allowed) that the query reads with
-  the function ``param('name')``; they are data, never parsed as a query.
+  the function ``param('name')``; they are data, never parsed as a query. ``omit(object,
+  keys)`` is the object without those keys (options the customer does not care about).
 
 Contracts check a selection before anything runs (:func:`check_selection`): the query parses,
 calls only known functions, and every field it names exists in the output type of the step
@@ -96,7 +97,7 @@ def parse_selection(value: Mapping[str, Any]) -> Selection:
 
 
 class _Functions(jmespath.functions.Functions):
-    """JMESPath's built-in functions plus ``param(name)`` over one selection's params."""
+    """JMESPath's built-ins, ``param(name)`` over one selection's params, and ``omit``."""
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         super().__init__()
@@ -108,6 +109,11 @@ class _Functions(jmespath.functions.Functions):
             known = ", ".join(sorted(self._params)) or "none"
             raise jmespath.exceptions.JMESPathError(f"no param {name!r} (params: {known})")
         return self._params[name]
+
+    @jmespath.functions.signature({"types": ["object"]}, {"types": ["array"]})
+    def _func_omit(self, value: Mapping[str, Any], keys: list[Any]) -> dict[str, Any]:
+        """The object without ``keys``: options a customer does not care about."""
+        return {k: v for k, v in value.items() if k not in keys}
 
 
 FUNCTIONS = frozenset(

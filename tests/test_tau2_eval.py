@@ -21,10 +21,11 @@ def test_a_slice_of_the_train_split_ends_exact_or_abstains_and_never_wrong() -> 
     assert report.count("wrong") == 0, [r for r in report.results if r.outcome == "wrong"]
     # 44: the cheapest desk lamp of a pending order, to a gift card; 75, 80: options written
     # out. 0: no clicky keyboard with the rest kept exists, so the selection fails before any
-    # write; 78: the makeup kit is "exchanged" on a pending order, which the policy refuses.
-    assert report.count("exact") == 9, outcomes
+    # write; 78: the makeup kit is "exchanged" on an order that is still pending, which the
+    # order's state makes a change of its items.
+    assert report.count("exact") == 12, outcomes
     assert {i for i, o in outcomes.items() if o == "exact"} == {
-        f"{t}-{v}" for t in ("44", "75", "80") for v in (1, 2, 3)
+        f"{t}-{v}" for t in ("44", "75", "78", "80") for v in (1, 2, 3)
     }
     for r in report.results:
         if r.outcome == "abstained":

@@ -214,7 +214,7 @@ def test_the_cheapest_available_variant(planner: TemplatePlanner) -> None:
         f"{AARAV} I want to change the Desk Lamp in order {AARAV_ORDER} that I've placed for the "
         "cheapest Desk Lamp that's available. Any price difference should go to a gift card.",
     )
-    assert plan.template == "modify_described@1"
+    assert plan.template == "modify_described@2"
     _, args = write_call(plan, "modify_pending_order_items")
     assert (args["item_ids"], args["new_item_ids"]) == (["9190635437"], ["5320792178"])
     assert args["payment_method_id"] == "gift_card_7245904"
@@ -299,7 +299,7 @@ def test_cues_decide_between_exchange_and_modify(
     planner: TemplatePlanner, words: str, intent: str
 ) -> None:
     plan = plan_of(planner, f"{YUSUF} " + words.format(o=YUSUF_ORDER))
-    assert plan.template == f"{intent}_described@1"
+    assert plan.template == f"{intent}_described@2"
 
 
 def test_no_cue_or_conflicting_cues_say_what_would_decide(planner: TemplatePlanner) -> None:
@@ -500,7 +500,6 @@ def test_bad_selections_and_foreach_are_refused_at_load(step: str, problem: str)
 @pytest.mark.parametrize(
     ("words", "said"),
     [
-        ("I want to return everything I just bought except the coffee machine.", "everything"),
         ("Return all items of that order but not the pet bed.", "all"),
         ("I want to return the tablet and keep the charger.", "keep the"),
     ],

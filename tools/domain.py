@@ -154,6 +154,17 @@ class SlotExtractor:
     forms: Mapping[str, tuple[str, ...]] | None = None
 
 
+Evidence = Callable[[Any, Mapping[str, Any]], frozenset[str] | None]
+"""Reads, read-only, the states of the records a planned reading would act on.
+
+Called with the domain's store and the slot values of one reading of a request (an order
+id, or who the customer is and the products named); returns the states of those records
+(the statuses of the orders), or ``None`` when the values name no record. The template
+planner uses it only to choose between readings of the same words (an exchange of a
+delivered order, a change of a pending one): never to add a step, never to fill a value.
+"""
+
+
 # The plug-in ----------------------------------------------------------------------------------
 
 
@@ -179,6 +190,8 @@ class DomainPlugin:
         data_hash_name: What that digest is called in reports.
         risk_tiers: The domain's risk taxonomy YAML (which tier a request and a tool are
             in, and whether the LLM planner may plan it), if it has one.
+        evidence: Reads the states of the records a reading of a request names
+            (:data:`Evidence`), if the domain offers it.
     """
 
     name: str
@@ -197,3 +210,4 @@ class DomainPlugin:
     data_hash: Callable[[dict[str, Any]], str] | None = None
     data_hash_name: str = "data_hash"
     risk_tiers: Traversable | None = None
+    evidence: Evidence | None = None

@@ -18,7 +18,7 @@ from tools.retail.db import (
     tau2_hash,
 )
 from tools.retail.extractors import EXTRACTORS, mask
-from tools.retail.facts import RetailFacts
+from tools.retail.facts import RetailFacts, order_states
 
 DOMAIN = DomainPlugin(
     name="retail",
@@ -37,6 +37,7 @@ DOMAIN = DomainPlugin(
     data_hash=tau2_hash,
     data_hash_name="tau2_hash",
     risk_tiers=resources.files(__name__).joinpath("risk_tiers.yaml"),
+    evidence=order_states,
 )
 """The retail domain plug-in."""
 

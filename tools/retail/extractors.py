@@ -293,6 +293,25 @@ _RELATIVE = re.compile(
 )
 
 
+_NO_CARE = (
+    r"\b(?:(?:do\s+not|don't|dont|doesn't|does\s+not)\s+(?:really\s+)?care\s+"
+    r"(?:about|for|what|which)\s+(?:the\s+)?({keys})|any\s+({keys})|"
+    r"({keys})\s+(?:does\s+not|doesn't|do\s+not|don't)\s+matter)\b"
+)
+
+
+def _free(text: str, names: tuple[str, ...]) -> tuple[list[str], str]:
+    """Options the customer does not care about ("do not care about waterproof or not").
+
+    Returns them and ``text`` with those phrases blanked (they name no value to change to).
+    """
+    keys = sorted({k for n in names for k in PRODUCT_OPTIONS[n]}, key=len, reverse=True)
+    rx = re.compile(_NO_CARE.format(keys="|".join(map(re.escape, keys))), re.IGNORECASE)
+    found = [next(g for g in m.groups() if g) for m in rx.finditer(text)]
+    free = _distinct([next(k for k in keys if k.lower() == f.lower()) for f in found])
+    return free, rx.sub(lambda m: " " * len(m.group()), text)
+
+
 _EXCLUDE = re.compile(
     r"\b(?:except|excluding|but\s+not|other\s+than|apart\s+from|besides|everything|"
     r"all|both|each|every|keep\s+the|"
@@ -395,11 +414,15 @@ def _change(span: str, names: tuple[str, ...]) -> dict[str, Any] | SlotProblem:
     relative = _RELATIVE.search(plain)
     if relative is not None and not cheapest:
         return SlotProblem(
-            f"'{relative.group()}' does not name an option: say which value you want "
-            f"(options of {' or '.join(names)}: "
-            + "; ".join(f"{k}: {', '.join(v)}" for k, v in PRODUCT_OPTIONS[names[0]].items())
+            f"'{relative.group()}' does not name an option: say which value you want ("
+            + "; ".join(
+                f"options of the {n}: "
+                + "; ".join(f"{k}: {', '.join(v)}" for k, v in PRODUCT_OPTIONS[n].items())
+                for n in names
+            )
             + ")"
         )
+    free, plain = _free(plain, names)
     frm: dict[str, str] = {}
     to: dict[str, str]
     if len(dicts) >= 2:
@@ -415,8 +438,18 @@ def _change(span: str, names: tuple[str, ...]) -> dict[str, Any] | SlotProblem:
         # "the same one", "the same type as the other one": nothing named changes, and a
         # change to the item it already is would be a write no one asked for.
         return SlotProblem(f"it does not say what the {' or '.join(names)} should become")
+    both = sorted(set(free) & set(to))
+    if both:
+        return SlotProblem(f"the {both[0]} is asked for and said not to matter; say which")
     same = not cheapest or bool(_SAME.search(plain))
-    return {"names": list(names), "from": frm, "to": to, "same": same, "cheapest": cheapest}
+    return {
+        "names": list(names),
+        "from": frm,
+        "to": to,
+        "same": same,
+        "cheapest": cheapest,
+        "free": free,
+    }
 
 
 def _item_changes(text: RequestText) -> Extracted:
@@ -451,6 +484,44 @@ def _item_names(text: RequestText) -> Extracted:
     if excluded is not None:
         return excluded
     return [{"names": list(n)} for n in dict.fromkeys(map(tuple, names))]
+
+
+_BUT = re.compile(
+    r"\b(?:except(?:\s+for)?|excluding|other\s+than|apart\s+from|but\s+not|besides|"
+    r"save\s+for)\b",
+    re.IGNORECASE,
+)
+_WHOLE = re.compile(r"\b(?:everything|all|every\s+item|each\s+item|the\s+rest)\b", re.IGNORECASE)
+
+
+def _kept_items(text: RequestText) -> Extracted:
+    """What "everything except the coffee machine" keeps: one product named after "except".
+
+    The items to return are then the order's other lines, picked from the data. A product
+    named before "except" (the items would be named both ways) or several kept products are
+    asked about.
+    """
+    but = _BUT.search(text.masked)
+    if but is None:
+        return None
+    if _WHOLE.search(text.masked, 0, but.start()) is None:
+        return SlotProblem(f"'{but.group()}' follows no 'everything' or 'all'")
+    mentions = _mentions(text.masked)
+    before = [n for s, _, n in mentions if s < but.start()]
+    if before:
+        return SlotProblem(
+            f"the {' or '.join(before[0])} is named before '{but.group()}': name each item "
+            "to return, or everything except the one to keep"
+        )
+    kept = list(dict.fromkeys(n for s, _, n in mentions if s >= but.end()))
+    if not kept:
+        return SlotProblem(f"nothing is named after '{but.group()}'")
+    if len(kept) > 1:
+        return SlotProblem(
+            f"several items are kept ({', '.join(' or '.join(n) for n in kept)}); name the "
+            "items to return instead"
+        )
+    return {"names": list(kept[0])}
 
 
 _KINDS = {
@@ -502,9 +573,10 @@ EXTRACTORS: dict[str, SlotExtractor] = {
     "item_changes": SlotExtractor(
         _item_changes,
         "no item was named",
-        fields=("names", "from", "to", "same", "cheapest"),
+        fields=("names", "from", "to", "same", "cheapest", "free"),
     ),
     "item_names": SlotExtractor(_item_names, "no item was named", fields=("names",)),
+    "kept_items": SlotExtractor(_kept_items, "nothing to keep was named", fields=("names",)),
     "payment_kind": SlotExtractor(_payment_kind, "no kind of payment was named"),
     "source_order_id": SlotExtractor(_source_order_id, "no order to copy from was named"),
     "summary": SlotExtractor(_summary, "nothing was said"),

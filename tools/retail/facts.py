@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tools.catalog import ToolError
 from tools.retail.db import RetailDB
+from tools.retail.tools.lookups import find_user_id_by_email, find_user_id_by_name_zip
 
 
 def _order_facts(order: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,3 +83,61 @@ class RetailFacts:
                             "available": variant["available"],
                             "price": variant["price"],
                         }
+
+
+def _customer(db: RetailDB, identity: Any) -> dict[str, Any] | None:
+    """The user an identity slot names (as the plan's identity step would find it)."""
+    if not isinstance(identity, Mapping):
+        return None
+    try:
+        if identity.get("form") == "email":
+            user_id = find_user_id_by_email.invoke({"email": identity["email"], "db": db})
+        elif identity.get("form") == "name_zip":
+            user_id = find_user_id_by_name_zip.invoke(
+                {
+                    "first_name": identity["first_name"],
+                    "last_name": identity["last_name"],
+                    "zip": identity["zip"],
+                    "db": db,
+                }
+            )
+        else:
+            return None
+    except ToolError:
+        return None
+    return db.get_user(str(user_id))
+
+
+def _named_products(values: Mapping[str, Any]) -> set[str]:
+    named: set[str] = set()
+    for slot in ("changes", "items"):
+        for entry in values.get(slot) or []:
+            if isinstance(entry, Mapping):
+                named.update(str(n) for n in entry.get("names") or [])
+    return named
+
+
+def order_states(store: Any, values: Mapping[str, Any]) -> frozenset[str] | None:
+    """The statuses of the orders a reading of a request acts on (the domain's evidence).
+
+    The order named by ``order_id``; without one, the orders of the customer the
+    ``identity`` names that hold a product the request names (``changes`` or ``items``).
+    ``None`` when the values name no order. Whether a delivered order's item is exchanged
+    or a pending order's item changed is then decided by the data, not by the verb the
+    customer used ("exchange" my jacket, of an order that has not shipped yet).
+    """
+    db: RetailDB = store
+    order_id = values.get("order_id")
+    if isinstance(order_id, str):
+        order = db.get_order(order_id)
+        return frozenset({str(order["status"])}) if order is not None else None
+    user = _customer(db, values.get("identity"))
+    names = _named_products(values)
+    if user is None or not names:
+        return None
+    states = set()
+    for oid in user["orders"]:
+        order = db.get_order(oid)
+        if order is not None and any(i["name"] in names for i in order["items"]):
+            states.add(str(order["status"]))
+    return frozenset(states) or None

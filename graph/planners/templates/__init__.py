@@ -11,7 +11,9 @@ provides) and steps whose arguments hold ``{slot}`` / ``{slot.field}`` placehold
   lookups once), or the whole request is a :class:`~guards.plan.CannotPlan`;
 * a clause is matched to exactly one intent; several readings of the same words (an
   exchange of a delivered order or a change of a pending one) are decided by the readings
-  the clause can fill and then by the strongest cues; a tie names both and what decides;
+  the clause can fill, then by the domain's evidence (the state of the records they name,
+  ``applies_to``; a clause that ``claims`` another state is asked about), then by the
+  strongest cues; a tie names both and what decides;
 * every slot is filled by a strict extractor; a required slot that is missing, malformed
   or ambiguous (two different values) is a :class:`~guards.plan.CannotPlan` whose reason
   names what is needed and what was found;

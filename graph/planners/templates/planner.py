@@ -26,6 +26,12 @@ from graph.planners.templates.validate import check_document
 from guards.plan import CannotPlan, Plan, PlanRequest, canonical_json, content_hash
 from tools.domain import RequestText, SlotExtractor, SlotProblem
 
+Evidence = Callable[[Mapping[str, Any]], frozenset[str] | None]
+"""The states of the records one reading's slot values name (``None``: no record named).
+
+The domain reads them (:data:`tools.domain.Evidence`, bound to a store by the services);
+the planner only chooses with them between readings of the same words."""
+
 
 def _needs(cannot: CannotPlan) -> int:
     """How many things a filled intent's refusal asks for (its "; "-separated needs)."""
@@ -59,6 +65,7 @@ class TemplatePlanner:
         extractors: Mapping[str, SlotExtractor],
         mask: Callable[[str], str],
         write_tools: frozenset[str] = frozenset(),
+        evidence: Evidence | None = None,
     ) -> None:
         """Use a validated ``document`` (``raw`` is its YAML data, hashed into the version)."""
         self.document = document
@@ -69,6 +76,7 @@ class TemplatePlanner:
         self._matcher = IntentMatcher(document, mask)
         self._clauses = Clauses(document.clauses, document.phrases)
         self._write_tools = frozenset(write_tools)
+        self._evidence = evidence
 
     @classmethod
     def load(
@@ -78,6 +86,7 @@ class TemplatePlanner:
         extractors: Mapping[str, SlotExtractor],
         mask: Callable[[str], str],
         write_tools: frozenset[str] = frozenset(),
+        evidence: Evidence | None = None,
     ) -> TemplatePlanner:
         """Load a template document from a file or a package resource.
 
@@ -88,6 +97,8 @@ class TemplatePlanner:
             mask: Blanks the parts of a request that intent matching must not read.
             write_tools: The tools that change data: a message's clauses that ask for
                 writes are planned; its questions are answered by their lookups.
+            evidence: Reads the states of the records a reading's slot values name (see
+                :data:`Evidence`); ``None``: the words alone decide between readings.
 
         Raises:
             PlannerError: naming the file and the problem (missing file, YAML error, schema
@@ -100,7 +111,14 @@ class TemplatePlanner:
             raise PlannerError(f"{where}: no such template file") from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise PlannerError(f"{where}: cannot read the template file: {exc}") from exc
-        return cls.from_text(text, where, extractors=extractors, mask=mask, write_tools=write_tools)
+        return cls.from_text(
+            text,
+            where,
+            extractors=extractors,
+            mask=mask,
+            write_tools=write_tools,
+            evidence=evidence,
+        )
 
     @classmethod
     def from_text(
@@ -111,6 +129,7 @@ class TemplatePlanner:
         extractors: Mapping[str, SlotExtractor],
         mask: Callable[[str], str],
         write_tools: frozenset[str] = frozenset(),
+        evidence: Evidence | None = None,
     ) -> TemplatePlanner:
         """Build a planner from the text of a template document.
 
@@ -120,6 +139,7 @@ class TemplatePlanner:
             extractors: The slot extractors the document's slots may name.
             mask: Blanks the parts of a request that intent matching must not read.
             write_tools: The tools that change data (see :meth:`load`).
+            evidence: Reads the states of the records a reading names (see :meth:`load`).
 
         Raises:
             PlannerError: naming ``source`` and every problem found.
@@ -145,7 +165,15 @@ class TemplatePlanner:
         problems = check_document(document, extractors)
         if problems:
             raise PlannerError(f"{source}: invalid template document: {'; '.join(problems)}")
-        return cls(document, raw, source, extractors=extractors, mask=mask, write_tools=write_tools)
+        return cls(
+            document,
+            raw,
+            source,
+            extractors=extractors,
+            mask=mask,
+            write_tools=write_tools,
+            evidence=evidence,
+        )
 
     @property
     def version(self) -> str:
@@ -347,6 +375,9 @@ class TemplatePlanner:
             return self._several(candidates)
         if len(pool) == 1:
             return pool[0]
+        evidenced = self._evidenced(pool, clause)
+        if evidenced is not None:
+            return evidenced
         cued = self._cued([p.intent for p in pool], clause, whole.raw)
         if len(cued) == 1:
             return next(p for p in pool if p.intent is cued[0])
@@ -361,6 +392,46 @@ class TemplatePlanner:
             ),
             candidates=[i.id for i in intents],
         )
+
+    def _evidenced(self, pool: list[Part], clause: str) -> Part | CannotPlan | None:
+        """The one reading the data supports, or ``None`` when the data does not decide.
+
+        Each reading of one group says for which states of its records it applies
+        (``applies_to``); the domain's evidence reads the states its slot values name. A
+        reading applies when every state read is one of its own: the order named, or every
+        order of the customer that holds the product named. When the clause claims the
+        state of another reading ("I received it") the claim and the data disagree, and
+        the customer is asked instead.
+        """
+        if self._evidence is None or not all(p.intent.applies_to for p in pool):
+            return None
+        fitting = []
+        for part in pool:
+            states = self._evidence(part.values)
+            if states and states <= set(part.intent.applies_to):
+                fitting.append(part)
+        if len(fitting) != 1:
+            return None
+        chosen = fitting[0]
+        normal = self._mask(clause).lower()
+
+        def claimed(intent: Intent) -> bool:
+            return any(_phrase(c).search(normal) for c in intent.claims)
+
+        others = [p.intent for p in pool if p is not chosen and claimed(p.intent)]
+        if others and not claimed(chosen.intent):
+            names = " or ".join(f"{i.description} ({i.id})" for i in [chosen.intent, *others])
+            decide = "; ".join(
+                f"{i.decided_by} for {i.id}" for i in [chosen.intent, *others] if i.decided_by
+            )
+            return CannotPlan(
+                reason=(
+                    f"the request could be {names}: what it says of the order and the order's "
+                    f"state do not agree. Say {decide}."
+                ),
+                candidates=[chosen.intent.id, *(i.id for i in others)],
+            )
+        return chosen
 
     def _cued(self, intents: list[Intent], clause: str, message: str) -> list[Intent]:
         """The intents with the strongest evidence: cues in the clause, else in the message."""

@@ -155,6 +155,23 @@ class Intent(_Model):
         default_factory=list, description="Phrases that are evidence for this intent."
     )
     decided_by: str = Field(default="", description="What would show it is this intent.")
+    applies_to: list[str] = Field(
+        default_factory=list,
+        description=(
+            "The states of the records this reading acts on for which it is the one that "
+            "applies (an item change of a 'delivered' or of a 'pending' order). Between "
+            "readings of one group that all say, the domain's evidence (the states it "
+            "reads for the slot values) decides before the cues."
+        ),
+    )
+    claims: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Phrases by which a customer states the records' state ('received', 'still "
+            "pending'); a clause that claims another reading's state than the evidence "
+            "shows is asked about, never decided."
+        ),
+    )
     once_per: str | None = Field(
         default=None,
         description="A slot; one plan holds this intent at most once per value of it.",
@@ -167,7 +184,7 @@ class Intent(_Model):
         ),
     )
 
-    @field_validator("cues")
+    @field_validator("cues", "claims")
     @classmethod
     def _clean_cues(cls, value: list[str]) -> list[str]:
         return _clean_phrases(value)
