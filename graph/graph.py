@@ -53,7 +53,3 @@ def build_graph(
     builder.add_edge("compensate", END)
     builder.add_edge("finalize", END)
     return builder.compile(checkpointer=checkpointer, name=GRAPH_NAME)
-
-
-graph = build_graph()
-"""The compiled graph that ``langgraph.json`` serves (the server supplies persistence)."""

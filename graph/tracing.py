@@ -368,7 +368,7 @@ class Invocation:
         if usage is not None and usage.total_tokens:
             events.model_used(usage.input_tokens, usage.output_tokens, usage.cost)
         decision_id = self._decision_id
-        previous = _traces(self.services, decision_id) if decision_id else []
+        previous = journalled_traces(self.services, decision_id) if decision_id else []
         if self.root is not None:
             self.metadata["seconds"] = round(seconds, 6)
             if previous:
@@ -382,54 +382,88 @@ class Invocation:
                 log.warning("could not send the trace of %s: %s", self.name, type(exc).__name__)
         traced = self.root is not None
         if decision_id and (traced or (usage is not None and usage.total_tokens)):
-            body = {
-                "invocation": self.name,
-                "trace_id": self.trace_id,
-                "run_id": str(self.root.id) if self.root is not None else None,
-                "project": self.tracer.project if traced else None,
-                "seconds": round(seconds, 6),
-                "usage": usage.as_json() if usage is not None else None,
-                "decisions": len(self.metadata.get("decisions", [])),
-            }
-            stores = self.services.stores
-            with stores.lock:
-                AuditLog(stores.domain).append_now(
-                    decision_id, "steps", TRACE_KIND, body, self.thread_id
-                )
+            journal_trace(
+                self.services,
+                decision_id,
+                self.thread_id,
+                {
+                    "invocation": self.name,
+                    "trace_id": self.trace_id,
+                    "run_id": str(self.root.id) if self.root is not None else None,
+                    "project": self.tracer.project if traced else None,
+                    "seconds": round(seconds, 6),
+                    "usage": usage.as_json() if usage is not None else None,
+                    "decisions": len(self.metadata.get("decisions", [])),
+                },
+            )
 
     def _feedback(self, previous: list[dict[str, Any]]) -> None:
         """Each decision given in this invocation, as feedback on the trace that asked for it."""
-        if self.root is None or not self._new_decisions:
+        if self.root is None:
             return
-        asked = next((p for p in reversed(previous) if p.get("run_id")), None)
-        run_id = asked["run_id"] if asked else str(self.root.id)
-        trace_id = asked["trace_id"] if asked else self.trace_id
-        client = self.tracer.client
-        for d in self._new_decisions:
-            with warnings.catch_warnings():
-                # The project's id is not known here; LangSmith finds it from the run.
-                warnings.filterwarnings("ignore", message=".*without session_id.*")
-                self._send_feedback(client, run_id, trace_id, d)
-
-    @staticmethod
-    def _send_feedback(client: Client, run_id: str, trace_id: str | None, d: Any) -> None:
-        """Record one reviewer decision as feedback on ``run_id``."""
-        client.create_feedback(
-            run_id=run_id,
-            trace_id=trace_id,
-            key=FEEDBACK_KEY,
-            score=1.0 if d["type"] in ("approve", "edit") else 0.0,
-            value=d["type"],
-            comment=d.get("message"),
-            source_info={
-                "reviewer": d["reviewer"],
-                "roles": d["roles"],
-                "step_id": d["step_id"],
-            },
+        send_review_feedback(
+            self.tracer.client, self._new_decisions, previous, str(self.root.id), self.trace_id
         )
 
 
-def _traces(services: Services, decision_id: str) -> list[dict[str, Any]]:
+def send_review_feedback(
+    client: Client,
+    decisions: Sequence[Mapping[str, Any]],
+    previous: Sequence[Mapping[str, Any]],
+    run_id: str,
+    trace_id: str | None,
+) -> None:
+    """Send reviewer decisions as feedback on the trace that asked for them.
+
+    That is the latest earlier invocation journalled with a run (the one that paused for the
+    review); ``run_id`` / ``trace_id`` (the current root) when there is none.
+
+    Args:
+        client: The LangSmith client.
+        decisions: The decisions given in this invocation (:func:`decision_metadata` shape).
+        previous: The decision's earlier trace records (:func:`journalled_traces`).
+        run_id: The current invocation's root run id.
+        trace_id: The current invocation's trace id.
+    """
+    if not decisions:
+        return
+    asked = next((p for p in reversed(previous) if p.get("run_id")), None)
+    if asked is not None:
+        run_id, trace_id = str(asked["run_id"]), asked.get("trace_id")
+    for d in decisions:
+        with warnings.catch_warnings():
+            # The project's id is not known here; LangSmith finds it from the run.
+            warnings.filterwarnings("ignore", message=".*without session_id.*")
+            client.create_feedback(
+                run_id=run_id,
+                trace_id=trace_id,
+                key=FEEDBACK_KEY,
+                score=1.0 if d["type"] in ("approve", "edit") else 0.0,
+                value=d["type"],
+                comment=d.get("message"),
+                source_info={
+                    "reviewer": d["reviewer"],
+                    "roles": d["roles"],
+                    "step_id": d["step_id"],
+                },
+            )
+
+
+def journal_trace(
+    services: Services, decision_id: str, thread_id: str | None, body: Mapping[str, Any]
+) -> None:
+    """Append an invocation's trace record to the decision's ``steps`` stream (kind ``trace``).
+
+    The body names the invocation, its ``trace_id`` and root ``run_id`` (``None`` untraced),
+    the project, its wall time, the tokens and cost it used, and how many reviewer decisions
+    the decision had when it ended (so the next invocation knows which ones are new).
+    """
+    stores = services.stores
+    with stores.lock:
+        AuditLog(stores.domain).append_now(decision_id, "steps", TRACE_KIND, dict(body), thread_id)
+
+
+def journalled_traces(services: Services, decision_id: str) -> list[dict[str, Any]]:
     """The trace records journalled for a decision, oldest first."""
     stores = services.stores
     with stores.lock:
@@ -439,7 +473,9 @@ def _traces(services: Services, decision_id: str) -> list[dict[str, Any]]:
 
 def trace_ids(services: Services, decision_id: str) -> list[str]:
     """The LangSmith trace ids of a decision's invocations (from its audit journal)."""
-    return [str(t["trace_id"]) for t in _traces(services, decision_id) if t.get("trace_id")]
+    return [
+        str(t["trace_id"]) for t in journalled_traces(services, decision_id) if t.get("trace_id")
+    ]
 
 
 def decision_metadata(

@@ -1,7 +1,9 @@
 """planbound on the real LangGraph server (``langgraph dev``), driven by the real SDK.
 
-One server for the module: a fresh PostgreSQL database for its checkpoints, a fresh seeded
-``PLANBOUND_HOME`` and a token file with two requesters, a reviewer and a supervisor. Each
+One server for the module (:func:`langgraph_server.launch`): a fresh PostgreSQL database for
+its checkpoints, a fresh seeded ``PLANBOUND_HOME`` and a token file with two requesters, a
+reviewer and a supervisor; ``LANGSMITH_TRACING`` on without a key, pointed at a local
+recorder that must receive no run. Each
 test creates the threads it needs and cancels only orders no other test touches (each
 test's orders are named where it is defined), and asserts counts as changes over what it
 did, so any test passes alone or in any order.
@@ -15,10 +17,7 @@ import json
 import os
 import re
 import secrets
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
@@ -30,8 +29,8 @@ import psycopg
 import pytest
 import yaml
 from answering import naming
-from langgraph_sdk import get_client
-from langgraph_sdk.client import LangGraphClient
+from langgraph_server import PG, ROOT, Server, free_port, launch
+from langsmith_recorder import Recorder, serve
 from starlette.testclient import TestClient
 
 from checkpoints.audit import AuditLog
@@ -42,9 +41,6 @@ from graph.services import Services, open_stores
 from guards.compat import IGNORED
 from tools.retail import RetailDB
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-PG = "postgresql://postgres@127.0.0.1:5432"
 ASSISTANT = "planbound"
 APPROVE = {"decisions": [{"type": "approve"}]}
 
@@ -68,133 +64,19 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-@dataclass
-class Server:
-    url: str
-    uri: str
-    home: Path
-    log: Path
-    tokens: dict[str, str]
-
-    def client(self, who: str | None) -> LangGraphClient:
-        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
-        return get_client(url=self.url, headers=headers)
-
-    def log_size(self) -> int:
-        return self.log.stat().st_size if self.log.exists() else 0
-
-    def log_since(self, offset: int, lines: int = 200) -> str:
-        """Return the last ``lines`` lines the server logged after byte ``offset``."""
-        if not self.log.exists():
-            return ""
-        with self.log.open("rb") as f:
-            f.seek(offset)
-            text = f.read().decode(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"langgraph dev exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"langgraph dev did not answer within {timeout}s:\n{log.read_text()}")
+@pytest.fixture(scope="module")
+def recorder() -> Iterator[Recorder]:
+    """A local LangSmith the server is pointed at, without a key: it must receive no run."""
+    with serve() as rec:
+        yield rec
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    base = tmp_path_factory.mktemp("server")
-    dbname = f"pb_server_{secrets.token_hex(6)}"
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {dbname}")
-    uri = f"{PG}/{dbname}"
-    home = base / "home"
-    tokens = {name: secrets.token_urlsafe(24) for name in ("alice", "bob", "rita", "sam")}
-    roles = {"alice": "requester", "bob": "requester", "rita": "reviewer", "sam": "supervisor"}
-    token_file = base / "tokens.yaml"
-    token_file.write_text(
-        yaml.safe_dump(
-            {
-                "tokens": [
-                    {"identity": name, "roles": [roles[name]], "token": tok}
-                    for name, tok in tokens.items()
-                ]
-            }
-        )
-    )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("LANGSMITH_", "LANGCHAIN_", "PLANBOUND_", "OPENAI_"))
-    }
-    env |= {
-        "PLANBOUND_HOME": str(home),
-        "PLANBOUND_DATABASE_URI": uri,
-        "PLANBOUND_AUTH_FILE": str(token_file),
-        "LANGSMITH_TRACING": "false",
-        "LANGCHAIN_TRACING_V2": "false",
-        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-        "LANGGRAPH_NO_VERSION_CHECK": "true",
-    }
-    # The domain (and its ledger) lives in the same PostgreSQL database as the checkpoints.
-    subprocess.run(
-        [str(BIN / "planbound"), "seed", "--home", str(home), "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    # The in-memory runtime keeps its thread and run records under ./.langgraph_api: run it
-    # from a directory of its own that links to the project's langgraph.json and packages.
-    work = base / "work"
-    work.mkdir()
-    for name in ("langgraph.json", "graph", "guards", "tools", "checkpoints"):
-        (work / name).symlink_to(ROOT / name)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = base / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(BIN / "langgraph"),
-                "dev",
-                "--no-browser",
-                "--no-reload",
-                "--port",
-                str(port),
-                "--config",
-                "langgraph.json",
-            ],
-            cwd=work,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_ready(proc, url, log)
-        yield Server(url=url, uri=uri, home=home, log=log, tokens=tokens)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+def live_server(tmp_path_factory: pytest.TempPathFactory, recorder: Recorder) -> Iterator[Server]:
+    # Tracing is asked for but no key is set: nothing may be traced (see test_no_key_...).
+    no_key = {"LANGSMITH_TRACING": "true", "LANGSMITH_ENDPOINT": recorder.url}
+    with launch(tmp_path_factory.mktemp("server"), no_key) as server:
+        yield server
 
 
 @pytest.fixture
@@ -721,7 +603,7 @@ def test_readyz_is_503_naming_what_does_not_answer(
     # The settings are read once per process: each case gets an app on its own services.
     monkeypatch.delenv("DATABASE_URI", raising=False)
     # PostgreSQL configured but down: both checks say so, and nothing about the connection.
-    closed = f"postgresql://postgres@127.0.0.1:{_free_port()}/x"
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/x"
     monkeypatch.setenv("PLANBOUND_DATABASE_URI", closed)
     monkeypatch.setenv("PLANBOUND_HOME", str(tmp_path / "down"))
     response = TestClient(create_app(Services())).get("/readyz")
@@ -1159,3 +1041,31 @@ def test_twenty_concurrent_approvals_apply_once(server: Server) -> None:
         assert sorted(outcomes) == ["accepted"] + ["lost"] * 19
 
     run(go())
+
+
+# Owned by the test below.
+UNTRACED = Order("james.lee4131@example.com", "#W5356919")
+
+
+def test_no_key_no_trace_and_the_human_wait_is_observed(server: Server, recorder: Recorder) -> None:
+    """Tracing on without a key: runs go on, nothing reaches LangSmith; the wait is measured."""
+    before = _metrics(server.url)
+
+    async def go() -> None:
+        thread_id = await awaiting_review(server, "alice", UNTRACED)
+        await asyncio.sleep(1.2)
+        out = await answer(server, "rita", thread_id, await named(server, thread_id, APPROVE))
+        assert out["status"] == "completed", out
+
+    run(go())
+    after = _metrics(server.url)
+    # The resume through the server observes how long the review waited for its answer.
+    assert _delta(after, before, "planbound_human_wait_seconds_count") == 1
+    assert _delta(after, before, "planbound_human_wait_seconds_sum") >= 1.2
+    key = 'planbound_invocation_duration_seconds_count{invocation="planbound.resume"}'
+    assert _delta(after, before, key) == 1
+    time.sleep(1.0)  # what a client would have sent by now
+    assert recorder.runs == {}
+    assert recorder.feedback == []
+    sent = [(method, path) for method, path, _ in recorder.requests]
+    assert not [p for _, p in sent if p.startswith("/runs") or p == "/feedback"], sent

@@ -7,17 +7,21 @@ with the interrupt value's ``decision_id`` and ``plan_id`` in planbound's shape,
 sent keyed by the interrupt's id (LangGraph's resume map, ``{interrupt_id: answer}``; the
 only way for a legacy Agent Inbox answer). An answer naming another review gets 409, one
 naming none 422. The reviewer recorded is the authenticated identity, whatever the payload
-says.
+says. An accepted answer observes how long the review waited (``planbound_human_wait_seconds``,
+from the paused checkpoint's time), as ``planbound approve`` does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from checkpoints.ledger import AlreadyDecided
 from checkpoints.server import latest, reader
+from graph import events
 from graph.graph import SERVICES
 from graph.review import decide_answer, pending_request
 from graph.state import STATE_TYPES
@@ -123,6 +127,9 @@ async def check_resume(thread_id: str | None, resume: Any, identity: Identity) -
         raise ResumeRefused(422, exc.problems) from exc
     except AlreadyDecided as exc:
         raise ResumeRefused(409, [str(exc)]) from exc
+    # Accepted: the review waited from its pause (the checkpoint's time) until now.
+    paused = datetime.fromisoformat(str(tup.checkpoint["ts"])).timestamp()
+    events.review_waited(time.time() - paused)
 
 
 def _unkeyed(resume: Any, interrupt_ids: list[str]) -> tuple[Any, bool]:
