@@ -99,7 +99,8 @@ MODEL_TOKENS = Counter(
     "planbound_model_tokens", "Tokens the planners' models reported, by kind.", ["kind"]
 )
 MODEL_COST = Counter(
-    "planbound_model_cost_usd", "Cost of the planners' model calls (PLANBOUND_MODEL_PRICES)."
+    "planbound_model_cost_usd",
+    "Cost of the planners' model calls (priced by PLANBOUND_PRICE_TABLE).",
 )
 
 for _kind in ("input", "output"):

@@ -8,10 +8,9 @@ held as :class:`~pydantic.SecretStr` and never quoted in an error.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -22,7 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from checkpoints.factory import redact
 from graph.errors import ConfigError
@@ -247,11 +246,6 @@ class Settings(BaseSettings):
         validation_alias="PLANBOUND_TRACE_REDACT",
         description="Mask personal data in traces (mask) or drop inputs and outputs (hide).",
     )
-    model_prices: Annotated[dict[str, dict[str, float]], NoDecode] = Field(
-        default_factory=dict,
-        validation_alias="PLANBOUND_MODEL_PRICES",
-        description='USD per 1M tokens by model: {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}.',
-    )
 
     @field_validator(
         "langsmith_api_key",
@@ -268,18 +262,6 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("model_prices", mode="before")
-    @classmethod
-    def _json_object(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            if not value.strip():
-                return {}
-            try:
-                return json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"must be a JSON object ({exc.msg})") from None
-        return value
 
     @field_validator("database_uri")
     @classmethod

@@ -38,6 +38,7 @@ from langchain_core.runnables import RunnableConfig
 from checkpoints.audit import AuditLog
 from checkpoints.ledger import Ledger
 from graph import events
+from graph.planners.llm.prices import PriceTable, load_prices
 
 if TYPE_CHECKING:
     from langsmith import Client
@@ -162,27 +163,25 @@ class Usage:
         }
 
 
-def usage_of(handler: UsageMetadataCallbackHandler, prices: Mapping[str, Any]) -> Usage:
-    """Sum what the chat models of one invocation reported; price it when prices are known.
+def usage_of(handler: UsageMetadataCallbackHandler, prices: PriceTable | None) -> Usage:
+    """Sum what the chat models of one invocation reported, priced by the price table.
 
     Args:
         handler: The invocation's usage callback.
-        prices: ``{model: {"input": USD per 1M tokens, "output": USD per 1M tokens}}``.
+        prices: The price table the planner's cost budget uses (``PLANBOUND_PRICE_TABLE``);
+            ``None`` leaves the cost unknown.
     """
     usage = Usage()
     cost = 0.0
-    priced = False
     for model, meta in handler.usage_metadata.items():
         inp, out = int(meta.get("input_tokens", 0)), int(meta.get("output_tokens", 0))
         usage.input_tokens += inp
         usage.output_tokens += out
         usage.total_tokens += int(meta.get("total_tokens", inp + out))
         usage.models.append(model)
-        price = prices.get(model)
-        if isinstance(price, Mapping):
-            priced = True
-            cost += (inp * float(price.get("input", 0)) + out * float(price.get("output", 0))) / 1e6
-    usage.cost = round(cost, 8) if priced else None
+        if prices is not None:
+            cost += prices.usage(model, inp, out).cost
+    usage.cost = round(cost, 8) if prices is not None and usage.models else None
     return usage
 
 
@@ -204,7 +203,7 @@ class Tracer:
         endpoint: The LangSmith API URL (``LANGSMITH_ENDPOINT``).
         project: The project traces go to (``LANGSMITH_PROJECT``).
         redact: What to remove before anything leaves the process.
-        prices: Model prices for the cost of a decision (USD per 1M tokens).
+        prices: The price table for the cost of a decision (``None``: cost unknown).
     """
 
     def __init__(
@@ -215,12 +214,12 @@ class Tracer:
         endpoint: str | None = None,
         project: str | None = None,
         redact: Redaction = "off",
-        prices: Mapping[str, Any] | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         self.enabled = bool(enabled and api_key)
         self.project = project or "planbound"
         self.redact = redact
-        self.prices = dict(prices or {})
+        self.prices = prices
         self._api_key = api_key
         self._endpoint = endpoint
         self._client: Client | None = None
@@ -236,7 +235,7 @@ class Tracer:
             endpoint=settings.langsmith_endpoint,
             project=settings.langsmith_project,
             redact=settings.trace_redact,
-            prices=settings.model_prices,
+            prices=load_prices(settings.price_table),
         )
 
     @property
