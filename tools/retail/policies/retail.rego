@@ -1,10 +1,10 @@
 # planbound's retail policy: τ²-bench retail's written policy plus operator rules.
 #
-# Input (built by guards/policy.py):
+# Input (built by guards/policy/policy.py; a field that would be null or empty is left out):
 #   plan.source       who wrote the plan: "template", "explicit", "llm" or "edit"
 #   plan.steps[]      id, tool, ancestors (ids the step transitively depends on)
 #   catalog[tool]     effect ("read"/"write"), risk, compensator (the tools the plan names)
-#   facts.steps[id]   args (resolved, or null), unresolved[], output (identity lookups), error
+#   facts.steps[id]   args (resolved), unresolved[], output (identity lookups), error
 #   facts.orders[id]  user_id, status, total, payment_method_id (first payment), items[]
 #   facts.users[id]   payment_methods[id].source/.balance
 #   facts.items[id]   product_id, available, price
