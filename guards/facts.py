@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from guards.errors import ReferenceUnresolved
 from guards.plan import Plan, content_hash, dependencies, dependency_order, resolve_refs
+from guards.snapshot import SnapshotReads
 from tools.catalog import Catalog, CatalogEntry, ToolError
 from tools.domain import DomainPlugin
 
@@ -105,7 +106,8 @@ def read_plan(
     """Read the facts for ``plan`` (per-step resolved arguments, the domain's sections).
 
     Every read runs in one read-only snapshot, so the facts and the recorded reads are one
-    consistent view of the domain. A read is kept in :attr:`Reading.reads` when it
+    consistent view of the domain (a query asked twice in it is sent once, see
+    :mod:`guards.snapshot`). A read is kept in :attr:`Reading.reads` when it
     succeeded and every step it depends on is known or kept too (so never after a write
     that has not run, nor after a failed step).
 
@@ -134,7 +136,8 @@ def read_plan(
     outputs: dict[str, Any] = {}
     sections: dict[str, dict[str, Any]] = {name: {} for name in provider.sections()}
     with lock, conn.snapshot():
-        store = domain.open_store(conn)
+        # a row two steps (or a step and the facts provider) ask for is read once
+        store = domain.open_store(SnapshotReads(conn))
         for step in dependency_order(plan):
             entry = catalog.get(step.tool)
             record: dict[str, Any] = {"args": None, "unresolved": [], "output": None, "error": None}

@@ -120,34 +120,36 @@ class Policy:
         ancestors: Mapping[str, list[str]],
         actor: str | None,
     ) -> dict[str, Any]:
-        """Build the policy input document for ``plan``."""
+        """Build the policy input document for ``plan``.
+
+        The engine parses the input on every decision, at a cost that grows with its
+        members, so it holds what rules read and nothing twice: a step's arguments appear
+        once, resolved, under ``facts.steps`` (not also as planned, with their references),
+        and a step's fact leaves out what is null or empty (``output`` of a step that is not
+        an identity lookup, ``error``, ``unresolved``), which a rule reads as undefined
+        either way.
+        """
         return {
             "plan": {
                 "id": plan.id,
                 "source": plan.source,
                 "steps": [
-                    {
-                        "id": s.id,
-                        "tool": s.tool,
-                        "args": s.args,
-                        "ancestors": list(ancestors.get(s.id, [])),
-                    }
+                    {"id": s.id, "tool": s.tool, "ancestors": list(ancestors.get(s.id, []))}
                     for s in plan.steps
                 ],
             },
             # The entries of the tools the plan names: the rules look tools up by a step's
-            # tool, and the input stays small (the engine parses it on every decision).
+            # tool, and the input stays small.
             "catalog": {
                 name: {
                     "effect": entry.spec.effect,
                     "risk": entry.spec.risk,
                     "compensator": entry.spec.compensator,
-                    "version": entry.spec.version,
                 }
                 for name in sorted({s.tool for s in plan.steps})
                 if (entry := catalog.entries.get(name)) is not None
             },
-            "facts": dict(facts),
+            "facts": _compact_facts(facts),
             "actor": {"id": actor or "anonymous"},
             "config": {
                 "amount_threshold": self.config.amount_threshold,
@@ -188,6 +190,22 @@ class Policy:
         except PolicyError as exc:
             return [f"the approval could not be checked: {exc}"]
         return sorted(str(r) for r in reasons)
+
+
+def _compact_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """The facts as the policy reads them: each step's record without null or empty fields."""
+    compact = dict(facts)
+    steps = facts.get("steps")
+    if isinstance(steps, Mapping):
+        compact["steps"] = {
+            step_id: (
+                {k: v for k, v in record.items() if v is not None and v != []}
+                if isinstance(record, Mapping)
+                else record
+            )
+            for step_id, record in steps.items()
+        }
+    return compact
 
 
 def load_policy(

@@ -1,10 +1,10 @@
 # planbound's retail policy: τ²-bench retail's written policy plus operator rules.
 #
-# Input (built by guards/policy.py):
+# Input (built by guards/policy/policy.py; a field that would be null or empty is left out):
 #   plan.source       who wrote the plan: "template", "explicit", "llm" or "edit"
 #   plan.steps[]      id, tool, ancestors (ids the step transitively depends on)
 #   catalog[tool]     effect ("read"/"write"), risk, compensator (the tools the plan names)
-#   facts.steps[id]   args (resolved, or null), unresolved[], output (identity lookups), error
+#   facts.steps[id]   args (resolved), unresolved[], output (identity lookups), error
 #   facts.orders[id]  user_id, status, total, payment_method_id (first payment), items[]
 #   facts.users[id]   payment_methods[id].source/.balance
 #   facts.items[id]   product_id, available, price
@@ -56,16 +56,29 @@ step_by_id[s.id] := s if some s in steps
 
 is_write(s) if input.catalog[s.tool].effect == "write"
 
-# The plan is read once into groups: the write steps, and the steps of each tool. A rule
-# about some tools visits only their steps (`steps_of`), so a plan's evaluation costs one
-# pass over its steps plus the matches of each rule, not every step times every rule.
+# A rule about some tools visits only their steps (`steps_of`). A group none of whose tools
+# the plan names costs one set intersection, however long the plan; a group the plan uses
+# costs one pass over its steps, and the groups several rules share are rules of their own,
+# evaluated once per decision (a function is evaluated again at each call).
 writes := [s | some s in steps; is_write(s)]
 
-steps_by_tool := {tool: [s | some s in steps; s.tool == tool] | some tool in {s.tool | some s in steps}}
+plan_tools := {s.tool | some s in steps}
 
-steps_of(tools) := [s | some tool in tools; some s in steps_by_tool[tool]]
+steps_of(tools) := [s | some s in steps; s.tool in tools] if count(tools & plan_tools) > 0
 
-identity_ids := {s.id | some s in steps_of(identity_tools)}
+steps_of(tools) := [] if count(tools & plan_tools) == 0
+
+identity_steps := steps_of(identity_tools)
+
+swap_or_return_steps := steps_of(item_swaps | {"return_delivered_order_items"})
+
+swap_steps := steps_of(item_swaps)
+
+order_steps := steps_of(order_tools)
+
+payment_steps := steps_of({"modify_pending_order_payment"})
+
+identity_ids := {s.id | some s in identity_steps}
 
 write_count := count(writes)
 
@@ -78,7 +91,7 @@ violation(s, rule, reason) := {"step": s.id, "rule": rule, "reason": reason}
 # Identity ------------------------------------------------------------------------------
 
 authenticated contains user if {
-	some s in steps_of(identity_tools)
+	some s in identity_steps
 	user := input.facts.steps[s.id].output
 	is_string(user)
 }
@@ -100,7 +113,7 @@ deny contains violation(s, "identity.required", msg) if {
 }
 
 deny contains violation(s, "identity.resolved", msg) if {
-	some s in steps_of(identity_tools)
+	some s in identity_steps
 	error := input.facts.steps[s.id].error
 	is_string(error)
 	msg := sprintf("the user could not be identified: %s", [error])
@@ -108,7 +121,7 @@ deny contains violation(s, "identity.resolved", msg) if {
 
 deny contains violation(s, "identity.one_user", msg) if {
 	count(authenticated) > 1
-	some s in steps_of(identity_tools)
+	some s in identity_steps
 	msg := concat("", ["a run serves one user, but the lookups identify ", concat(", ", sort(authenticated))])
 }
 
@@ -122,14 +135,14 @@ deny contains violation(s, "scope.user", msg) if {
 }
 
 deny contains violation(s, "scope.order_owner", msg) if {
-	some s in steps_of(order_tools)
+	some s in order_steps
 	order := input.facts.orders[args(s).order_id]
 	order.user_id != the_user
 	msg := sprintf("order %s belongs to %s, not to the authenticated user %s", [args(s).order_id, order.user_id, the_user])
 }
 
 deny contains violation(s, "scope.order_exists", msg) if {
-	some s in steps_of(order_tools)
+	some s in order_steps
 	is_write(s)
 	order_id := args(s).order_id
 	not input.facts.orders[order_id]
@@ -185,20 +198,20 @@ deny contains violation(s, "modify.items_once", msg) if {
 order_item_ids(s) := [i.item_id | some i in order_of(s).items]
 
 deny contains violation(s, "items.in_order", msg) if {
-	some s in steps_of(item_swaps | {"return_delivered_order_items"})
+	some s in swap_or_return_steps
 	some id in args(s).item_ids
 	count([x | some x in args(s).item_ids; x == id]) > count([x | some x in order_item_ids(s); x == id])
 	msg := sprintf("item %s is not in order %s (or not that many times)", [id, args(s).order_id])
 }
 
 deny contains violation(s, "items.given", msg) if {
-	some s in steps_of(item_swaps | {"return_delivered_order_items"})
+	some s in swap_or_return_steps
 	count(args(s).item_ids) == 0
 	msg := "no items are named"
 }
 
 deny contains violation(s, "items.paired", msg) if {
-	some s in steps_of(item_swaps)
+	some s in swap_steps
 	count(args(s).item_ids) != count(args(s).new_item_ids)
 	msg := sprintf("%d items to replace but %d replacements", [count(args(s).item_ids), count(args(s).new_item_ids)])
 }
@@ -217,7 +230,7 @@ old_product(s, old) := product if {
 }
 
 deny contains violation(s, "items.same_product", msg) if {
-	some s in steps_of(item_swaps)
+	some s in swap_steps
 	some pair in swap_pairs(s)
 	new := input.facts.items[pair[1]]
 	new.product_id != old_product(s, pair[0])
@@ -225,21 +238,21 @@ deny contains violation(s, "items.same_product", msg) if {
 }
 
 deny contains violation(s, "items.exists", msg) if {
-	some s in steps_of(item_swaps)
+	some s in swap_steps
 	some pair in swap_pairs(s)
 	not input.facts.items[pair[1]]
 	msg := sprintf("item %s does not exist", [pair[1]])
 }
 
 deny contains violation(s, "items.available", msg) if {
-	some s in steps_of(item_swaps)
+	some s in swap_steps
 	some pair in swap_pairs(s)
 	input.facts.items[pair[1]].available == false
 	msg := sprintf("item %s is not available", [pair[1]])
 }
 
 deny contains violation(s, "items.changed", msg) if {
-	some s in steps_of(item_swaps)
+	some s in swap_steps
 	some pair in swap_pairs(s)
 	pair[0] == pair[1]
 	msg := sprintf("item %s would be replaced by itself", [pair[0]])
@@ -250,7 +263,7 @@ deny contains violation(s, "items.changed", msg) if {
 method_of(s) := input.facts.users[the_user].payment_methods[args(s).payment_method_id]
 
 deny contains violation(s, "payment.gift_card_balance", msg) if {
-	some s in steps_of({"modify_pending_order_payment"})
+	some s in payment_steps
 	method := method_of(s)
 	method.source == "gift_card"
 	method.balance < order_of(s).total
@@ -258,7 +271,7 @@ deny contains violation(s, "payment.gift_card_balance", msg) if {
 }
 
 deny contains violation(s, "payment.changed", msg) if {
-	some s in steps_of({"modify_pending_order_payment"})
+	some s in payment_steps
 	args(s).payment_method_id == order_of(s).payment_method_id
 	msg := sprintf("order %s is already paid with %s", [args(s).order_id, args(s).payment_method_id])
 }
