@@ -86,9 +86,7 @@ def test_the_postgres_saver_conforms(pg_uri: str) -> None:
 
 
 @pytest.mark.parametrize("strategy", ["keep_latest", "delete"])
-def test_prune_refuses_a_bad_call_before_touching_anything(
-    tmp_path: Path, strategy: str
-) -> None:
+def test_prune_refuses_a_bad_call_before_touching_anything(tmp_path: Path, strategy: str) -> None:
     saver = PlanboundSqliteSaver(connect_sqlite(tmp_path / "c.sqlite"), serde=serializer())
     with pytest.raises(TypeError, match="not a str"):
         saver.prune("thread-1", strategy=strategy)
@@ -96,3 +94,45 @@ def test_prune_refuses_a_bad_call_before_touching_anything(
         saver.prune(["thread-1"], strategy="newest")
     with pytest.raises(TypeError, match="not a str"):
         saver.delete_for_runs("run-1")
+
+
+def test_delete_for_runs_on_postgres_frees_only_the_blobs_no_kept_checkpoint_uses(
+    pg_uri: str,
+) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    pool: ConnectionPool[Any] = ConnectionPool(
+        pg_uri, min_size=1, max_size=2, kwargs=pg_connection_kwargs(), open=True
+    )
+    try:
+        saver = PlanboundPostgresSaver(pool, serde=serializer())
+        saver.setup()
+        thread = "blobs-1"
+        config: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+        first = empty_checkpoint()
+        first["channel_values"] = {"shared": ["kept"], "mine": ["gone"]}
+        first["channel_versions"] = {"shared": "1", "mine": "1"}
+        saved = saver.put(config, first, {"run_id": "run-a"}, {"shared": "1", "mine": "1"})
+        saver.put_writes(saved, [("mine", ["pending"])], "task-1")
+        second = empty_checkpoint()
+        second["channel_values"] = {"shared": ["kept"]}
+        second["channel_versions"] = {"shared": "1"}
+        later = saver.put(saved, second, {"run_id": "run-b"}, {})
+
+        saver.delete_for_runs(["run-a"])
+
+        with pool.connection() as conn:
+            blobs = conn.execute(
+                "SELECT channel, version FROM checkpoint_blobs WHERE thread_id = %s", (thread,)
+            ).fetchall()
+            writes = conn.execute(
+                "SELECT count(*) AS n FROM checkpoint_writes WHERE thread_id = %s", (thread,)
+            ).fetchone()
+        assert [(b["channel"], b["version"]) for b in blobs] == [("shared", "1")]
+        assert writes is not None and writes["n"] == 0
+        tup = saver.get_tuple(later)
+        assert tup is not None and tup.checkpoint["channel_values"] == {"shared": ["kept"]}
+        assert tup.parent_config is None  # its parent was run-a's checkpoint
+        assert saver.prunable(thread, "delete") == 1
+    finally:
+        pool.close()
