@@ -9,6 +9,11 @@ sync ones on a worker thread so a sync saver also serves ``ainvoke`` and the con
 suite (``langgraph-checkpoint-conformance``, run by ``tests/test_saver_conformance.py``).
 
 Checkpoints are written exactly as LangGraph's savers write them; only deletion is added.
+A step's ledger rows are not folded into its checkpoint's transaction: LangGraph's loop
+commits a task's writes (``put_writes``) and the super-step's checkpoint (``put``) from its
+background threads after the node returned, while the ledger commits inside the node, on
+the domain connection, before the task's writes (routing included) exist. Joining them
+would keep the node's transaction open across threads until the saver commits it.
 The side-effect ledger, approvals and the audit journal live in another schema (PostgreSQL)
 or file (SQLite) and are never touched here.
 """
