@@ -24,7 +24,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-from langgraph.checkpoint.sqlite import SqliteSaver
 
 from checkpoints.db import (
     CORE,
@@ -36,6 +35,7 @@ from checkpoints.db import (
     connect_sqlite,
     migrate,
 )
+from checkpoints.saver import PlanboundPostgresSaver, PlanboundSqliteSaver
 
 DEFAULT_HOME = ".planbound"
 CHECKPOINTS_FILE = "checkpoints.sqlite"
@@ -79,8 +79,9 @@ class Stores:
 
     Attributes:
         home: The data directory (SQLite files; also used for local state with PostgreSQL).
-        checkpointer: The LangGraph saver: ``SqliteSaver`` on ``checkpoints.sqlite``, or
-            ``PostgresSaver`` on a connection pool when a PostgreSQL URI is configured.
+        checkpointer: The saver (:mod:`checkpoints.saver`): LangGraph's ``SqliteSaver`` on
+            ``checkpoints.sqlite``, or its ``PostgresSaver`` on a connection pool when a
+            PostgreSQL URI is configured, each with retention through the saver interface.
         domain: The domain database (domain tables, side-effect ledger, approvals); callers
             own its transactions.
         lock: Serialises use of ``domain`` across threads.
@@ -219,7 +220,7 @@ def _open_sqlite(
             ) from None
     conn = _connect(root / CHECKPOINTS_FILE, readonly)
     try:
-        saver = SqliteSaver(conn, serde=serde)
+        saver = PlanboundSqliteSaver(conn, serde=serde)
         if readonly:
             _readonly_saver(saver, root / CHECKPOINTS_FILE)
         else:
@@ -254,7 +255,7 @@ def _sqlite_step(path: Path, step: Callable[[], T]) -> T:
         raise StorageError(sqlite_problem(path, exc)) from None
 
 
-def _readonly_saver(saver: SqliteSaver, path: Path) -> None:
+def _readonly_saver(saver: PlanboundSqliteSaver, path: Path) -> None:
     """Mark a read-only saver as set up, after checking its tables are there."""
 
     def columns() -> set[str]:
@@ -378,7 +379,6 @@ def _open_postgres(
     readonly: bool = False,
 ) -> Stores:
     import psycopg
-    from langgraph.checkpoint.postgres import PostgresSaver
     from psycopg_pool import ConnectionPool
 
     try:
@@ -397,7 +397,7 @@ def _open_postgres(
     pool: ConnectionPool[Any] = ConnectionPool(
         uri, min_size=1, max_size=pool_max, kwargs=pg_connection_kwargs(), open=True
     )
-    saver = PostgresSaver(pool, serde=serde)
+    saver = PlanboundPostgresSaver(pool, serde=serde)
     with pool.connection() as conn:
         behind = _saver_behind(_saver_version(conn), saver.MIGRATIONS)
     if behind and readonly:
