@@ -108,9 +108,7 @@ class Plan(BaseModel):
 
     @model_validator(mode="after")
     def _pin_id(self) -> Plan:
-        expected = content_hash(
-            {"goal": self.goal, "steps": [s.model_dump(mode="json") for s in self.steps]}
-        )
+        expected = content_hash({"goal": self.goal, "steps": [_hashed(s) for s in self.steps]})
         if self.id and self.id != expected:
             raise ValueError(f"plan id {self.id!r} does not match its content hash {expected!r}")
         object.__setattr__(self, "id", expected)
@@ -122,6 +120,18 @@ class Plan(BaseModel):
             if s.id == step_id:
                 return s
         raise KeyError(step_id)
+
+
+def _hashed(step: Step) -> dict[str, Any]:
+    """A step as its plan's id hashes it: ``foreach`` and ``repeat`` only when set.
+
+    So a plan without them keeps the id it had before steps could carry them.
+    """
+    dumped = step.model_dump(mode="json")
+    for key in ("foreach", "repeat"):
+        if dumped.get(key) is None:
+            dumped.pop(key, None)
+    return dumped
 
 
 class CannotPlan(BaseModel):
