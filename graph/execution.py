@@ -1,7 +1,8 @@
 """Running the plan: which step is next, and everything that happens around one tool call.
 
 Before a write runs: its approval must match the exact call, and its rules are judged again on
-fresh facts (the world may have changed while the run waited). Then the engine runs it exactly
+fresh facts (the world may have changed while the run waited); the values its references and
+selections resolve to must be those the reviewer approved. Then the engine runs it exactly
 once. Steps already in the ledger (a resumed or replayed run) serve their recorded outcome.
 """
 
@@ -22,6 +23,8 @@ from graph.services import Services
 from graph.state import State, StepResult
 from guards.errors import ReferenceUnresolved
 from guards.facts import DomainChanged, Read, read_plan
+from guards.fanout import repeat_problem
+from guards.judgement import bound_args, bound_problems
 from guards.plan import Plan, Step, content_hash, dependencies, resolve_refs
 from guards.policy import to_verdict
 
@@ -177,10 +180,14 @@ def execute_step(
         writes = entry.spec.effect == "write"
         done = writes and in_ledger(stores, decision_id, step.id)
         if writes:
-            wanted = digest(step, plan, pins)
             approvals = state.get("approvals") or []
             approval = next(
-                (a for a in approvals if a.step_id == step.id and a.digest == wanted), None
+                (
+                    a
+                    for a in approvals
+                    if a.step_id == step.id and a.digest == digest(step, plan, pins, a.bound)
+                ),
+                None,
             )
             if replay == "safe" and not done:
                 reason = (
@@ -217,7 +224,16 @@ def execute_step(
             for sid, r in results.items()
             if r.ok and sid in dependencies(step)
         }
+        repeated = repeat_problem(step, outputs)
+        if repeated is not None:
+            raise StepNotRun(step.id, repeated)
         args = resolve_refs(step.args, outputs, step.id)
+        if approval is not None and not done:
+            # The approval is for the values the reviewer was shown, not for the rule that
+            # picks them: data that changed since makes this a call nobody approved.
+            moved = bound_problems(step.id, approval.bound, bound_args(step, args) or {})
+            if moved:
+                raise StepNotRun(step.id, "; ".join(moved))
         result = run_step(
             StepCall(
                 decision_id=decision_id, step_id=step.id, entry=entry, args=args, approval=approval

@@ -278,6 +278,10 @@ class Nodes:
             current, stores.domain, stores.lock, state.get("actor")
         )
         update: dict[str, Any] = {"verdict": judgement.verdict, "status": "verified"}
+        if judgement.plan is not None and judgement.plan.id != current.id:
+            # Its foreach steps written out, one per element: the calls judged and run.
+            current = judgement.plan
+            update["plan"] = current
         if judgement.verdict.outcome == "allow" and _replay(runtime) == "off":
             # Read once: the reads verify ran in its snapshot are this run's results (and
             # ledger rows, committed with the verdict's journal entry); execution runs only
@@ -374,6 +378,7 @@ class Nodes:
         identity = identity_from_config(get_config())
 
         answered: dict[str, Decision] = {}
+        shown: dict[str, dict[str, Any] | None] = {}
         problem: str | None = None
         while True:
             remaining = [r for r in pending if r.step_id not in answered]
@@ -382,7 +387,7 @@ class Nodes:
             )
             answer = interrupt(value)
             try:
-                decisions, _ = judge_answer(
+                decisions, _, bound = judge_answer(
                     answer,
                     remaining,
                     current,
@@ -396,6 +401,7 @@ class Nodes:
                 continue
             problem = None
             answered.update({d.step_id: d for d in decisions})
+            shown.update({d.step_id: bound.get(d.step_id) for d in decisions})
             if any(d.type in DECLINING for d in decisions) or len(answered) == len(pending):
                 break
 
@@ -411,7 +417,7 @@ class Nodes:
             for a in state.get("approvals") or []
             if a.step_id in granted and a.step_id not in answered
         ]
-        approvals = grant([*kept, *given], new_plan, pins)
+        approvals = grant([*kept, *given], new_plan, pins, shown)
         update: dict[str, Any] = {"decisions": given, "approvals": approvals}
         if new_plan is not current:
             update |= {"plan": new_plan, "verdict": None, "status": "verified"}

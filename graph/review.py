@@ -17,7 +17,14 @@ from graph import events
 from graph.services import Services
 from graph.state import Pins
 from guards.errors import DecisionInvalid
-from guards.judgement import Approval, Decision, StepReview, approval_digest
+from guards.judgement import (
+    Approval,
+    Decision,
+    StepReview,
+    approval_digest,
+    bound_args,
+    bound_problems,
+)
 from guards.limits import MAX_ANSWER_BYTES, MAX_NAME_CHARS, document_problem
 from guards.plan import Plan, Step, has_ref
 from guards.review import Identity, apply_edits, authorize, parse_answer
@@ -26,27 +33,48 @@ from tools.catalog import Catalog, ToolError
 DECISIONS_ALLOWED = ["approve", "edit", "reject", "respond"]
 
 
-def digest(step: Step, plan: Plan, pins: Pins) -> str:
-    """The digest an approval of ``step`` in ``plan`` must carry under the run's pins."""
-    return approval_digest(step, plan.id, pins.catalog_version, pins.policy_version)
+def digest(step: Step, plan: Plan, pins: Pins, bound: dict[str, Any] | None = None) -> str:
+    """The digest an approval of ``step`` in ``plan`` must carry under the run's pins.
+
+    ``bound``: the resolved values of the step's references the approval was given for.
+    """
+    return approval_digest(step, plan.id, pins.catalog_version, pins.policy_version, bound)
 
 
 def granted_steps(approvals: Iterable[Approval], plan: Plan, pins: Pins) -> set[str]:
     """Ids of the steps whose approval still matches the exact call in ``plan``."""
-    return {a.step_id for a in approvals if a.digest == digest(plan.step(a.step_id), plan, pins)}
+    return {
+        a.step_id
+        for a in approvals
+        if a.digest == digest(plan.step(a.step_id), plan, pins, a.bound)
+    }
 
 
-def grant(decisions: Sequence[Decision | Approval], plan: Plan, pins: Pins) -> list[Approval]:
-    """Approvals for the given decisions (or earlier grants), bound to ``plan``'s calls."""
-    return [
-        Approval(
-            step_id=d.step_id,
-            digest=digest(plan.step(d.step_id), plan, pins),
-            reviewer=d.reviewer,
-            roles=d.roles,
+def grant(
+    decisions: Sequence[Decision | Approval],
+    plan: Plan,
+    pins: Pins,
+    shown: Mapping[str, dict[str, Any] | None] | None = None,
+) -> list[Approval]:
+    """Approvals for the given decisions (or earlier grants), bound to ``plan``'s calls.
+
+    A new decision is bound to the values ``shown`` holds for its step (what its references
+    resolved to when it was reviewed); an earlier grant keeps its own.
+    """
+    out = []
+    for d in decisions:
+        step = plan.step(d.step_id)
+        bound = d.bound if isinstance(d, Approval) else (shown or {}).get(d.step_id)
+        out.append(
+            Approval(
+                step_id=d.step_id,
+                digest=digest(step, plan, pins, bound),
+                reviewer=d.reviewer,
+                roles=d.roles,
+                bound=bound,
+            )
         )
-        for d in decisions
-    ]
+    return out
 
 
 def review_request(
@@ -60,22 +88,27 @@ def review_request(
     """Format the interrupt value in LangChain's human-in-the-loop schema.
 
     A ``HITLRequest``: ``action_requests`` (``name``, ``args``, ``description``, plus the
-    ``step_id``) and ``review_configs`` (``action_name``, ``allowed_decisions``, the tool's
+    ``step_id`` and, for a step whose arguments hold references or selections, the
+    ``resolved_args`` they resolved to when the plan was verified: an approval binds to
+    those values, and the step is refused if it would run with others) and
+    ``review_configs`` (``action_name``, ``allowed_decisions``, the tool's
     ``args_schema``), plus the ``decision_id`` and ``plan_id`` an answer names back, the
     pinned versions, and the problem with the last answer, if any.
     """
     requests, configs = [], []
     for review in pending:
         step = plan.step(review.step_id)
-        requests.append(
-            {
-                "name": step.tool,
-                "args": step.args,
-                "description": f"Step {step.id}: {review.reason}."
-                + (f" {step.description}" if step.description else ""),
-                "step_id": step.id,
-            }
-        )
+        action: dict[str, Any] = {
+            "name": step.tool,
+            "args": step.args,
+            "description": f"Step {step.id}: {review.reason}."
+            + (f" {step.description}" if step.description else ""),
+            "step_id": step.id,
+        }
+        if review.resolved_args is not None:
+            # What the references resolve to: the approval is for these values only.
+            action["resolved_args"] = review.resolved_args
+        requests.append(action)
         config: dict[str, Any] = {
             "action_name": step.tool,
             "allowed_decisions": list(DECISIONS_ALLOWED),
@@ -115,7 +148,7 @@ def judge_answer(
     *,
     decision_id: str | None = None,
     must_name: bool = False,
-) -> tuple[list[Decision], Plan]:
+) -> tuple[list[Decision], Plan, dict[str, dict[str, Any] | None]]:
     """Parse an answer and authorise it against the calls that would actually run.
 
     The answer must be for the pending review: naming another ``decision_id`` or plan is
@@ -129,7 +162,9 @@ def judge_answer(
     asked again and the original plan stays pending.
 
     Returns:
-        The decisions, and the plan they leave (the edited plan, or ``plan``).
+        The decisions, the plan they leave (the edited plan, or ``plan``), and per step
+        the resolved values of its references the approval binds to: those of the pending
+        review, or for an edited step those its edit resolved to when it was judged.
 
     Raises:
         ReviewChanged: the answer names another review than the pending one.
@@ -141,6 +176,7 @@ def judge_answer(
     )
     edited = apply_edits(plan, decisions)
     reviews = list(pending)
+    edits: dict[str, StepReview | None] = {}
     if edited is not plan:
         stores = services.stores
         judged = services.verifier.verify(edited, stores.domain, stores.lock, actor).verdict
@@ -148,8 +184,11 @@ def judge_answer(
             raise DecisionInvalid([f"the edited plan is refused: {r}" for r in judged.reasons])
         now = {r.step_id: r for r in judged.reviews}
         reviews = [now.get(r.step_id, r) for r in pending]
+        edits = {d.step_id: now.get(d.step_id) for d in decisions if d.type == "edit"}
     authorize(decisions, reviews, edited, services.catalog, services.policy, actor)
-    return decisions, edited
+    shown = {r.step_id: r.resolved_args for r in reviews}
+    shown |= {sid: r.resolved_args if r is not None else None for sid, r in edits.items()}
+    return decisions, edited, shown
 
 
 def still_authorised(
@@ -199,7 +238,7 @@ def check_answer(
     ]
     decision_id = request.get("decision_id")
     try:
-        decisions, _ = judge_answer(
+        decisions, _, _ = judge_answer(
             answer,
             pending,
             plan,
@@ -320,8 +359,17 @@ def _named_roles(answer: Any) -> list[str]:
     return [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else []
 
 
-def preview(services: Services, plan: Plan, step_ids: Sequence[str]) -> dict[str, Any]:
+def preview(
+    services: Services,
+    plan: Plan,
+    step_ids: Sequence[str],
+    bound: Mapping[str, dict[str, Any] | None] | None = None,
+) -> dict[str, Any]:
     """Show a reviewer what each pending step would do, from the data as it is now.
+
+    ``bound`` holds, per step, the values its references resolved to when the plan was
+    verified (the review's ``resolved_args``): those are the values an approval is for,
+    so they are the ones shown, with a note when the data now resolves them otherwise.
 
     For each step: the references in its arguments with the values they resolve to now
     (the plan's lookups are run read-only, as the verifier does: ``read_now``), and, for a
@@ -343,16 +391,21 @@ def preview(services: Services, plan: Plan, step_ids: Sequence[str]) -> dict[str
         step = plan.step(step_id)
         record = facts["steps"].get(step_id) or {}
         resolved = record.get("args")
+        approved = (bound or {}).get(step_id)
         refs = []
         for key, given in step.args.items():
             if not has_ref(given):
                 continue
             value = resolved.get(key) if isinstance(resolved, Mapping) else None
+            shown = approved.get(key) if approved is not None else value
             refs.append(
-                {"arg": key, "ref": given, "value": value, "read_now": resolved is not None}
+                {"arg": key, "ref": given, "value": shown, "read_now": resolved is not None}
             )
         entry: dict[str, Any] = {"refs": refs, "changes": None, "note": None}
-        if record.get("unresolved"):
+        moved = bound_problems(step_id, approved, bound_args(step, resolved) or {})
+        if approved is not None and moved:
+            entry["note"] = "the data changed since the plan was verified: " + "; ".join(moved)
+        elif record.get("unresolved"):
             entry["note"] = "; ".join(str(u) for u in record["unresolved"])
         elif isinstance(resolved, Mapping):
             entry["changes"], entry["note"] = _dry_run(services, step.tool, dict(resolved))

@@ -194,6 +194,7 @@ class OutputState(TypedDict, total=False):
 STATE_TYPES: tuple[tuple[str, str], ...] = (
     ("guards.plan", "Plan"),
     ("guards.plan", "Step"),
+    ("guards.plan", "Repeat"),
     ("guards.judgement", "Verdict"),
     ("guards.judgement", "StepReview"),
     ("guards.judgement", "Decision"),

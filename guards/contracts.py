@@ -7,8 +7,17 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from guards.plan import Plan, Step, find_cycle, has_ref, iter_refs, iter_selections, iter_strings
-from guards.select import check_selection, parse_selection, strip_optional
+from guards.plan import (
+    Plan,
+    Step,
+    find_cycle,
+    has_ref,
+    is_each,
+    iter_refs,
+    iter_selections,
+    iter_strings,
+)
+from guards.select import check_selection, is_selection, parse_selection, strip_optional
 from tools.catalog import Catalog
 
 
@@ -127,6 +136,7 @@ def check_plan(plan: Plan, catalog: Catalog, budget: Budget) -> list[Finding]:
             findings.extend(_check_ref(step, text, ref_step, path, by_id, catalog))
         for selection in iter_selections(step.args):
             findings.extend(_check_selection(step, selection, by_id, catalog))
+        findings.extend(_check_foreach(step, by_id, catalog))
         for dep in step.depends_on:
             if dep not in by_id:
                 findings.append(
@@ -165,8 +175,8 @@ def _check_args(step: Step, catalog: Catalog) -> list[Finding]:
                     field=name,
                 )
             )
-    literal = {k: v for k, v in step.args.items() if k in fields and not has_ref(v)}
-    referenced = {k for k, v in step.args.items() if has_ref(v)}
+    literal = {k: v for k, v in step.args.items() if k in fields and not _dynamic(v)}
+    referenced = {k for k, v in step.args.items() if _dynamic(v)}
     try:
         schema.model_validate(literal)
     except ValidationError as exc:
@@ -219,33 +229,69 @@ def _check_ref(
     return []
 
 
+def _dynamic(value: Any) -> bool:
+    """Whether an argument is known only at execution (a reference, selection or ``$each``)."""
+    return has_ref(value) or any(is_each(t) for t in iter_strings(value))
+
+
+def _check_foreach(step: Step, by_id: dict[str, Step], catalog: Catalog) -> list[Finding]:
+    """A foreach is a selection with ``take: all``; ``$each`` only appears in such a step."""
+    uses_each = any(is_each(t) for t in iter_strings(step.args))
+    if step.foreach is None:
+        if uses_each:
+            return [Finding("'$each' names the element of a foreach; the step has none", step.id)]
+        return []
+    raw = step.foreach
+    if not is_selection(raw):
+        return [Finding("foreach must be a selection ($select, query, take: all)", step.id)]
+    found = _check_selection(step, raw, by_id, catalog, field="foreach")
+    if not found and parse_selection(raw).take != "all":
+        found.append(Finding("a foreach selection takes 'all'", step.id, "foreach"))
+    return found
+
+
+def _selection_output(target: list[Step], catalog: Catalog) -> Any:
+    """The type a selection reads: its step's output, or the list of its steps' outputs."""
+    entries = [catalog.get(t.tool) for t in target]
+    if any(e is None for e in entries):
+        return None
+    kinds = {e.spec.output for e in entries if e is not None}
+    output = kinds.pop() if len(kinds) == 1 else Any
+    return output
+
+
 def _check_selection(
     step: Step,
     raw: dict[str, Any],
     by_id: dict[str, Step],
     catalog: Catalog,
+    field: str | None = None,
 ) -> list[Finding]:
-    field = next(
-        (k for k, v in step.args.items() if any(s is raw for s in iter_selections(v))), None
-    )
+    if field is None:
+        field = next(
+            (k for k, v in step.args.items() if any(s is raw for s in iter_selections(v))), None
+        )
     try:
         selection = parse_selection(raw)
     except ValueError as exc:
         return [Finding(str(exc), step_id=step.id, field=field)]
     where = f"the selection on {selection.step!r}"
-    if selection.step == step.id:
+    if not selection.steps:
+        return [Finding(f"{where} names no step", step_id=step.id, field=field)]
+    if step.id in selection.steps:
         return [Finding(f"{where} reads its own step", step_id=step.id, field=field)]
-    target = by_id.get(selection.step)
-    if target is None:
-        return [
-            Finding(f"{where} reads unknown step {selection.step!r}", step_id=step.id, field=field)
-        ]
-    entry = catalog.get(target.tool)
-    if entry is None:
+    unknown = [s for s in selection.steps if s not in by_id]
+    if unknown:
+        return [Finding(f"{where} reads unknown step {unknown[0]!r}", step_id=step.id, field=field)]
+    targets = [by_id[s] for s in selection.steps]
+    output = _selection_output(targets, catalog)
+    if output is None:
         return []  # the unknown tool is reported on its own step
+    fanned = isinstance(selection.step, list) or targets[0].foreach is not None
+    tools = ", ".join(dict.fromkeys(t.tool for t in targets))
     return [
-        Finding(f"{where} ({target.tool}): {problem}", step_id=step.id, field=field)
-        for problem in check_selection(selection, entry.spec.output)
+        Finding(f"{where} ({tools}): {problem}", step_id=step.id, field=field)
+        for problem in check_selection(selection, list[output] if fanned else output)  # type: ignore[valid-type]
     ]
 
 

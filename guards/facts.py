@@ -16,8 +16,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from guards.errors import ReferenceUnresolved
-from guards.plan import Plan, content_hash, dependencies, dependency_order, resolve_refs
+from guards.errors import ReferenceUnresolved, SelectionEmpty
+from guards.fanout import expand, rename, repeat_problem
+from guards.plan import Plan, Step, content_hash, dependencies, dependency_order, resolve_refs
 from guards.snapshot import SnapshotReads
 from tools.catalog import Catalog, CatalogEntry, ToolError
 from tools.domain import DomainPlugin
@@ -72,6 +73,10 @@ class Reading:
 
     facts: dict[str, Any]
     reads: dict[str, Read] = field(default_factory=dict)
+    plan: Plan | None = None
+    """The plan the facts are of: with its foreach steps expanded (see :mod:`guards.fanout`)."""
+    problems: list[str] = field(default_factory=list)
+    """Why a foreach step could not be expanded (nothing matched, or it did not resolve)."""
 
 
 def resolve_facts(
@@ -135,18 +140,26 @@ def read_plan(
     step_facts: dict[str, dict[str, Any]] = {}
     outputs: dict[str, Any] = {}
     sections: dict[str, dict[str, Any]] = {name: {} for name in provider.sections()}
+    written: dict[str, list[Step]] = {}
+    expanded: dict[str, list[str]] = {}
+    problems: list[str] = []
     with lock, conn.snapshot():
         # a row two steps (or a step and the facts provider) ask for is read once
         store = domain.open_store(SnapshotReads(conn))
-        for step in dependency_order(plan):
+
+        def visit(step: Step) -> None:
             entry = catalog.get(step.tool)
             record: dict[str, Any] = {"args": None, "unresolved": [], "output": None, "error": None}
             step_facts[step.id] = record
+            repeated = repeat_problem(step, {**known, **outputs})
+            if repeated is not None:
+                record["unresolved"].append(repeated)
+                return
             try:
                 args = resolve_refs(step.args, outputs, step.id)
             except ReferenceUnresolved as exc:
                 record["unresolved"].append(exc.reason)
-                continue
+                return
             record["args"] = args
             if step.id in known:
                 outputs[step.id] = known[step.id]
@@ -162,14 +175,48 @@ def read_plan(
                 except ValueError as exc:  # arguments the contracts already refused
                     record["error"] = str(exc).splitlines()[0]
             if not collect:
-                continue
+                return
             identity = None
             if step.tool in provider.identity_tools and isinstance(outputs.get(step.id), str):
                 identity = record["output"] = outputs[step.id]
             provider.collect(store, args, identity, sections)
+
+        for original in dependency_order(plan):
+            step = rename(original, expanded)
+            if step.foreach is None:
+                written[original.id] = [step]
+                visit(step)
+                continue
+            try:
+                steps = expand(step, outputs)
+            except ReferenceUnresolved as exc:
+                problems.append(
+                    f"step {step.id!r} is to be repeated for each of a selection, but "
+                    f"{exc.reason}: there is nothing to do it for"
+                    if isinstance(exc, SelectionEmpty)
+                    else f"step {step.id!r}: its foreach selection: {exc.reason}"
+                )
+                written[original.id] = [step]
+                step_facts[step.id] = {
+                    "args": None,
+                    "unresolved": [exc.reason],
+                    "output": None,
+                    "error": None,
+                }
+                continue
+            written[original.id] = steps
+            expanded[original.id] = [s.id for s in steps]
+            for one in steps:
+                visit(one)
         if store.take_changes():
             raise DomainChanged("a read tool changed the domain while facts were resolved")
-    return Reading(facts={"steps": step_facts, **sections}, reads=reads)
+    judged = plan
+    if expanded:
+        steps = [s for original in plan.steps for s in written.get(original.id, [original])]
+        judged = Plan(source=plan.source, goal=plan.goal, template=plan.template, steps=steps)
+    return Reading(
+        facts={"steps": step_facts, **sections}, reads=reads, plan=judged, problems=problems
+    )
 
 
 def facts_hash(facts: Mapping[str, Any]) -> str:

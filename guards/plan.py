@@ -40,6 +40,24 @@ def content_hash(value: Any, length: int = 16) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
 
 
+EACH = "$each"
+"""In the arguments of a step with ``foreach``: the element (``$each``) or a field of it
+(``$each.order_id``) the step is written for."""
+
+
+class Repeat(BaseModel):
+    """Where a step expanded from a ``foreach`` came from, so execution can check its set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    of: str = Field(pattern=STEP_ID, description="Id of the foreach step it was expanded from.")
+    over: dict[str, Any] = Field(
+        description="The foreach selection, over the steps as expanded (a `$select` object)."
+    )
+    values: list[Any] = Field(description="Every element the selection gave when expanded.")
+    index: int = Field(ge=0, description="Which element this step is for (0-based).")
+
+
 class Step(BaseModel):
     """One tool call in a plan."""
 
@@ -59,6 +77,18 @@ class Step(BaseModel):
         description="Ids of steps that must finish first (references imply dependencies).",
     )
     description: str = Field(default="", description="What the step is for, for reviewers.")
+    foreach: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "A selection with take 'all' over earlier outputs: the verifier writes the step "
+            "once per element (ids '<id>_1', '<id>_2' ...), '$each' or '$each.field' in its "
+            "arguments naming the element; zero elements is a refusal."
+        ),
+    )
+    repeat: Repeat | None = Field(
+        default=None,
+        description="Set on a step written from a foreach: the selection and its elements.",
+    )
 
 
 class Plan(BaseModel):
@@ -78,9 +108,7 @@ class Plan(BaseModel):
 
     @model_validator(mode="after")
     def _pin_id(self) -> Plan:
-        expected = content_hash(
-            {"goal": self.goal, "steps": [s.model_dump(mode="json") for s in self.steps]}
-        )
+        expected = content_hash({"goal": self.goal, "steps": [_hashed(s) for s in self.steps]})
         if self.id and self.id != expected:
             raise ValueError(f"plan id {self.id!r} does not match its content hash {expected!r}")
         object.__setattr__(self, "id", expected)
@@ -92,6 +120,18 @@ class Plan(BaseModel):
             if s.id == step_id:
                 return s
         raise KeyError(step_id)
+
+
+def _hashed(step: Step) -> dict[str, Any]:
+    """A step as its plan's id hashes it: ``foreach`` and ``repeat`` only when set.
+
+    So a plan without them keeps the id it had before steps could carry them.
+    """
+    dumped = step.model_dump(mode="json")
+    for key in ("foreach", "repeat"):
+        if dumped.get(key) is None:
+            dumped.pop(key, None)
+    return dumped
 
 
 class CannotPlan(BaseModel):
@@ -174,8 +214,16 @@ def iter_selections(value: Any) -> Iterator[dict[str, Any]]:
 
 
 def is_ref(text: str) -> bool:
-    """Whether a string is meant as a reference (starts with ``$`` but not ``$$``)."""
-    return text.startswith("$") and not text.startswith("$$")
+    """Whether a string is meant as a reference (starts with ``$`` but not ``$$``).
+
+    ``$each`` (the element of a foreach step) is no reference to a step.
+    """
+    return text.startswith("$") and not text.startswith("$$") and not is_each(text)
+
+
+def is_each(text: str) -> bool:
+    """Whether a string names the element of a foreach step (``$each`` or ``$each.path``)."""
+    return text == EACH or text.startswith(EACH + ".")
 
 
 def iter_refs(value: Any) -> Iterator[tuple[str, str, list[str]]]:
@@ -200,9 +248,14 @@ def has_ref(value: Any) -> bool:
 
 def selection_steps(value: Any) -> set[str]:
     """Return the ids of the steps that the selections inside ``value`` read."""
-    return {
-        str(sel[SELECT_KEY]) for sel in iter_selections(value) if isinstance(sel[SELECT_KEY], str)
-    }
+    found: set[str] = set()
+    for sel in iter_selections(value):
+        target = sel[SELECT_KEY]
+        if isinstance(target, str):
+            found.add(target)
+        elif isinstance(target, list):
+            found.update(t for t in target if isinstance(t, str))
+    return found
 
 
 def resolve_refs(value: Any, outputs: Mapping[str, Any], step_id: str) -> Any:
@@ -244,12 +297,13 @@ def resolve_refs(value: Any, outputs: Mapping[str, Any], step_id: str) -> Any:
                 selection = parse_selection(item)
             except ValueError as exc:
                 raise ReferenceUnresolved(step_id, str(exc)) from None
-            if selection.step not in outputs:
+            missing = [s for s in selection.steps if s not in outputs]
+            if missing:
                 raise ReferenceUnresolved(
-                    step_id, f"selection on {selection.step!r}: that step has no output"
+                    step_id, f"selection on {missing[0]!r}: that step has no output"
                 )
             params = {k: resolve(v) for k, v in selection.params.items()}
-            return evaluate(selection, outputs[selection.step], params, step_id)
+            return evaluate(selection, selection.data(outputs), params, step_id)
         if isinstance(item, dict):
             return {k: resolve(v) for k, v in item.items()}
         return item
@@ -265,6 +319,9 @@ def dependencies(step: Step) -> set[str]:
     deps = set(step.depends_on)
     deps.update(sid for _, sid, _ in iter_refs(step.args) if sid)
     deps.update(selection_steps(step.args))
+    deps.update(selection_steps(step.foreach))
+    if step.repeat is not None:
+        deps.update(selection_steps(step.repeat.over))
     return deps
 
 

@@ -19,7 +19,11 @@ switches" before the product has been read, and a planner must never see tool ou
   :class:`~guards.errors.SelectionAmbiguous`. ``take: all`` wants a non-empty list.
 * ``params`` are named values (references and selections allowed) that the query reads with
   the function ``param('name')``; they are data, never parsed as a query. ``omit(object,
-  keys)`` is the object without those keys (options the customer does not care about).
+  keys)`` is the object without those keys (options the customer does not care about);
+  ``unique(list)`` keeps the distinct values of a list (the same address on several orders
+  is one address).
+* ``$select`` may name a list of steps (those a foreach step was written as,
+  :mod:`guards.fanout`): the query reads the list of their outputs.
 
 Contracts check a selection before anything runs (:func:`check_selection`): the query parses,
 calls only known functions, and every field it names exists in the output type of the step
@@ -29,15 +33,16 @@ it reads. At execution an empty or ambiguous selection fails the step before any
 from __future__ import annotations
 
 import functools
+import json
 import types
 from collections.abc import Mapping
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import jmespath
 import jmespath.exceptions
 import jmespath.functions
 import jmespath.parser
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from guards.errors import ReferenceUnresolved, SelectionAmbiguous, SelectionEmpty
 
@@ -48,15 +53,20 @@ MAX_QUERY_LENGTH = 2000
 """Longest query text accepted (a query is plan data; plans have size limits too)."""
 
 
+StepId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
+
+
 class Selection(BaseModel):
     """A pure selection over one earlier step's output."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    step: str = Field(
+    step: StepId | list[StepId] = Field(
         alias=SELECT_KEY,
-        pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$",
-        description="Id of the earlier step whose output the query reads.",
+        description=(
+            "Id of the earlier step whose output the query reads; or a list of ids (the "
+            "steps a foreach step was written as): the query reads the list of their outputs."
+        ),
     )
     query: str = Field(
         min_length=1,
@@ -71,6 +81,17 @@ class Selection(BaseModel):
         default_factory=dict,
         description="Named values for the query (may hold references and selections).",
     )
+
+    @property
+    def steps(self) -> list[str]:
+        """The ids of the steps the query reads."""
+        return [self.step] if isinstance(self.step, str) else list(self.step)
+
+    def data(self, outputs: Mapping[str, Any]) -> Any:
+        """What the query reads: the output of its step, or the list of its steps' outputs."""
+        if isinstance(self.step, str):
+            return outputs[self.step]
+        return [outputs[s] for s in self.step]
 
 
 def is_selection(value: Any) -> bool:
@@ -114,6 +135,14 @@ class _Functions(jmespath.functions.Functions):
     def _func_omit(self, value: Mapping[str, Any], keys: list[Any]) -> dict[str, Any]:
         """The object without ``keys``: options a customer does not care about."""
         return {k: v for k, v in value.items() if k not in keys}
+
+    @jmespath.functions.signature({"types": ["array"]})
+    def _func_unique(self, values: list[Any]) -> list[Any]:
+        """The distinct values of a list, first occurrence first (``unique(@)``)."""
+        seen: dict[str, Any] = {}
+        for v in values:
+            seen.setdefault(json.dumps(v, sort_keys=True, ensure_ascii=False), v)
+        return list(seen.values())
 
 
 FUNCTIONS = frozenset(

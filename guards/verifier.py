@@ -13,7 +13,7 @@ from typing import Any
 
 from guards.contracts import Budget, Finding, check_plan
 from guards.facts import Read, Reading, Snapshots, facts_hash, read_plan, resolve_facts
-from guards.judgement import Verdict
+from guards.judgement import Verdict, bound_args
 from guards.plan import Plan, ancestors
 from guards.policy import Policy, PolicyDecision, Violation, to_verdict
 from tools.catalog import Catalog
@@ -31,6 +31,8 @@ class Judgement:
         facts: The facts the policy decided on (``None`` when it was not asked).
         reads: The read steps run to read the facts, in the same snapshot, that execution
             may use instead of running them again (see :class:`guards.facts.Reading`).
+        plan: The plan judged: the one given, with its foreach steps expanded into one
+            step per element (:mod:`guards.fanout`); ``None`` when it was not read.
     """
 
     verdict: Verdict
@@ -38,6 +40,30 @@ class Judgement:
     decision: PolicyDecision = field(default_factory=PolicyDecision)
     facts: dict[str, Any] | None = None
     reads: dict[str, Read] = field(default_factory=dict)
+    plan: Plan | None = None
+
+
+def bind_reviews(verdict: Verdict, plan: Plan, facts: Mapping[str, Any]) -> Verdict:
+    """Give each review the values its step's references resolved to in ``facts``.
+
+    The reviewer is shown those values and the approval binds to them; execution refuses
+    the step when its arguments resolve to anything else (see
+    :func:`guards.judgement.bound_problems`).
+    """
+    if not verdict.reviews:
+        return verdict
+    steps = facts.get("steps") or {}
+    reviews = [
+        r.model_copy(
+            update={
+                "resolved_args": bound_args(
+                    plan.step(r.step_id), (steps.get(r.step_id) or {}).get("args")
+                )
+            }
+        )
+        for r in verdict.reviews
+    ]
+    return verdict.model_copy(update={"reviews": reviews})
 
 
 @dataclass(frozen=True)
@@ -88,7 +114,21 @@ class Verifier:
         except conn.errors as exc:
             failure = Violation("plan", "facts.readable", f"the facts could not be read: {exc}")
             return PolicyDecision(deny=(failure,)), None
-        document = self.policy.input_for(plan, self.catalog, reading.facts, ancestors(plan), actor)
+        if reading.problems:
+            return PolicyDecision(
+                deny=tuple(Violation("plan", "plan.foreach", p) for p in reading.problems)
+            ), reading
+        judged = reading.plan or plan
+        findings = self.contracts(judged) if judged is not plan else []
+        if findings:  # the budgets, judged on the calls the foreach steps stand for
+            return PolicyDecision(
+                deny=tuple(
+                    Violation(f.step_id or "plan", "plan.contracts", str(f)) for f in findings
+                )
+            ), reading
+        document = self.policy.input_for(
+            judged, self.catalog, reading.facts, ancestors(judged), actor
+        )
         return self.policy.decide(document), reading
 
     def verify(
@@ -108,8 +148,17 @@ class Verifier:
         if reading is None:
             verdict = to_verdict(decision, plan, self.catalog.version, self.policy.version, "")
             return Judgement(verdict=verdict, decision=decision)
+        judged = reading.plan or plan
         digest = facts_hash(reading.facts)
-        verdict = to_verdict(decision, plan, self.catalog.version, self.policy.version, digest)
+        verdict = bind_reviews(
+            to_verdict(decision, judged, self.catalog.version, self.policy.version, digest),
+            judged,
+            reading.facts,
+        )
         return Judgement(
-            verdict=verdict, decision=decision, facts=reading.facts, reads=reading.reads
+            verdict=verdict,
+            decision=decision,
+            facts=reading.facts,
+            reads=reading.reads,
+            plan=judged,
         )

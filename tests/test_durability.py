@@ -34,8 +34,8 @@ from checkpoints.factory import Stores
 from checkpoints.ledger import Approvals, Ledger
 from graph.runner import RunError, Runner
 from graph.services import Services, open_stores
-from guards.judgement import approval_digest
-from guards.plan import Plan
+from guards.judgement import approval_digest, bound_args
+from guards.plan import Plan, Step, resolve_refs
 from tools.retail import export, load_shipped, seed
 from tools.retail.db import OPTIONAL_ORDER_KEYS as OPTIONAL
 
@@ -258,12 +258,20 @@ def domain_matches_ledger(stores: Stores, decision_id: str | None) -> bool:
 def digests(
     outcome: dict[str, Any], reviewer: str, steps: Iterable[str]
 ) -> list[tuple[str, str, str]]:
-    """The approvals a run must have consumed: one per applied write, bound to its exact call."""
+    """The approvals a run must have consumed: one per applied write, bound to its exact call.
+
+    A call whose arguments hold references is bound to the values they resolved to.
+    """
     plan = Plan.model_validate(outcome["plan"])
     services = Services()
     catalog, policy = services.catalog.version, services.policy.version
+    outputs = {r["step_id"]: r.get("output") for r in outcome["results"] if r["ok"]}
+
+    def bound(step: Step) -> dict[str, Any] | None:
+        return bound_args(step, resolve_refs(step.args, outputs, step.id))
+
     return sorted(
-        (s.id, reviewer, approval_digest(s, plan.id, catalog, policy))
+        (s.id, reviewer, approval_digest(s, plan.id, catalog, policy, bound(s)))
         for s in plan.steps
         if s.id in steps
     )

@@ -58,6 +58,8 @@ def test_tau2_bookkeeping_is_ignored() -> None:
         "args": {"order_id": "#W1"},
         "depends_on": [],
         "description": "",
+        "foreach": None,
+        "repeat": None,
     }
 
 

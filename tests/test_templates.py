@@ -10,7 +10,11 @@ import pytest
 from graph.planners.base import PlannerError
 from graph.planners.templates import TemplatePlanner
 from guards.plan import CannotPlan, Plan, PlanRequest
-from tools.retail.extractors import EXTRACTORS, mask
+from tools.retail import DOMAIN
+from tools.retail.extractors import mask
+
+EXTRACTORS = dict(DOMAIN.extractors or {})
+"""The extractors the retail domain hands the planner."""
 
 SHIPPED = resources.files("tools.retail").joinpath("templates.yaml")
 

@@ -41,8 +41,10 @@ def with_preview(runner: Runner, outcome: dict[str, Any]) -> dict[str, Any]:
     current = plan.get("plan")
     if not isinstance(current, Plan):
         return outcome
+    verdict = plan.get("verdict")
+    bound = {r.step_id: r.resolved_args for r in verdict.reviews} if verdict is not None else {}
     try:
-        shown = preview(runner.services, current, [p["step_id"] for p in outcome["pending"]])
+        shown = preview(runner.services, current, [p["step_id"] for p in outcome["pending"]], bound)
     except Exception as exc:  # a preview is a help, never a reason to fail the command
         note = f"not previewed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         shown = {

@@ -2,7 +2,8 @@
 
 Accepted documents:
 
-* ``{"goal": "...", "steps": [{"id", "tool", "args", "depends_on"?, "description"?}]}``
+* ``{"goal": "...", "steps": [{"id", "tool", "args", "depends_on"?, "description"?,
+  "foreach"?}]}`` (``foreach``: a selection the step is repeated for, :mod:`guards.fanout`)
 * a bare list of steps, or ``{"actions": [...]}``: τ²-bench action lists, where a step may
   say ``name`` for ``tool``, ``arguments`` (or ``kwargs``) for ``args`` and ``action_id``
   for ``id``; τ²'s bookkeeping keys (``requestor``, ``info``, ``compare_args``) are ignored.
@@ -22,7 +23,7 @@ from pydantic_core import ErrorDetails
 
 from guards.errors import PlanInvalid
 from guards.limits import MAX_PLAN_BYTES, document_problem
-from guards.plan import STEP_ID, CannotPlan, Plan, PlanRequest, Step, content_hash
+from guards.plan import STEP_ID, CannotPlan, Plan, PlanRequest, Repeat, Step, content_hash
 from guards.problems import field_path, type_name
 
 ALIASES = {"name": "tool", "arguments": "args", "kwargs": "args", "action_id": "id"}
@@ -47,6 +48,13 @@ class DocumentStep(BaseModel):
     )
     depends_on: list[str] = Field(default_factory=list)
     description: str = ""
+    foreach: dict[str, Any] | None = Field(
+        default=None, description="A selection the step is repeated for (see ``Step``)."
+    )
+    repeat: Repeat | None = Field(
+        default=None,
+        description="A step written from a foreach (a plan written out by planbound).",
+    )
     requestor: Any = Field(default=None, description="τ² bookkeeping, ignored.")
     info: Any = Field(default=None, description="τ² bookkeeping, ignored.")
     compare_args: Any = Field(default=None, description="τ² bookkeeping, ignored.")
@@ -102,6 +110,8 @@ def parse_plan_document(document: Any, goal: str = "") -> Plan:
                 args=s.args,
                 depends_on=depends_on,
                 description=s.description,
+                foreach=s.foreach,
+                repeat=s.repeat,
             )
         )
     raw_steps = data.get("steps", data.get("actions"))

@@ -7,6 +7,7 @@ Rego package (``policies/``) and plan templates (``templates.yaml``).
 from importlib import resources
 
 from tools.domain import DomainPlugin
+from tools.retail.bulk import BULK_EXTRACTORS
 from tools.retail.catalog import build_catalog
 from tools.retail.db import (
     MIGRATIONS,
@@ -29,7 +30,7 @@ DOMAIN = DomainPlugin(
     policy_package="planbound.retail",
     policy_dir=resources.files(__name__).joinpath("policies"),
     templates=resources.files(__name__).joinpath("templates.yaml"),
-    extractors=EXTRACTORS,
+    extractors={**EXTRACTORS, **BULK_EXTRACTORS},
     mask=mask,
     seed=seed,
     export=export,

@@ -315,7 +315,7 @@ def _free(text: str, names: tuple[str, ...]) -> tuple[list[str], str]:
 _EXCLUDE = re.compile(
     r"\b(?:except|excluding|but\s+not|other\s+than|apart\s+from|besides|everything|"
     r"all|both|each|every|keep\s+the|"
-    r"nothing\s+else|not\s+the)\b",
+    r"not\s+the)\b",
     re.IGNORECASE,
 )
 

@@ -4,7 +4,9 @@ A filled intent is written as its steps: placeholders replaced by slot values, a
 ``foreach`` once per element of its list slot (ids ``<id>_1``, ``<id>_2`` ...), an argument
 ``{"$foreach": slot, "value": ...}`` as one value per element, and references (``$s2.x``)
 and selections (``{"$select": "s2", ...}``) pointed at the steps written. Inside a foreach
-element, a reference to a foreach step names that element's step.
+element, a reference to a foreach step names that element's step. A step with ``each_of``
+is written once, carrying that selection as its ``foreach``: the verifier repeats it per
+element of the data (``$each`` in its arguments), which a template cannot know.
 
 Several intents of one message are composed into one plan: each intent's steps get a
 prefix (``p1``, ``p2`` ...), read steps that make the same call are kept once (the first),
@@ -14,6 +16,7 @@ the order the message asks for them. The verifier and the policy judge the whole
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +27,7 @@ from graph.planners.templates.schema import (
     Intent,
     TemplateDocument,
 )
-from guards.plan import REF, Step, canonical_json
+from guards.plan import REF, Step, canonical_json, is_ref
 
 SELECT = "$select"
 FOREACH = "$foreach"
@@ -56,9 +59,21 @@ class _Names:
         return self.single.get(sid, sid)
 
 
+def _ref(value: str) -> re.Match[str] | None:
+    """The reference ``value`` spells (``$each``, a foreach element, is none)."""
+    return REF.match(value) if is_ref(value) else None
+
+
+def _targets(value: Any, names: _Names, element: int | None) -> Any:
+    """The steps a ``$select`` reads, renamed (one id, or a list of ids)."""
+    if isinstance(value, list):
+        return [names.of(v, element) if isinstance(v, str) else v for v in value]
+    return names.of(value, element) if isinstance(value, str) else value
+
+
 def _rename(value: Any, names: _Names, element: int | None) -> Any:
     if isinstance(value, str):
-        m = REF.match(value) if value.startswith("$") and not value.startswith("$$") else None
+        m = _ref(value)
         if m is None:
             return value
         return f"${names.of(m.group('step'), element)}{m.group('path')}"
@@ -66,8 +81,8 @@ def _rename(value: Any, names: _Names, element: int | None) -> Any:
         return [_rename(v, names, element) for v in value]
     if isinstance(value, dict):
         out = {k: _rename(v, names, element) for k, v in value.items()}
-        if isinstance(value.get(SELECT), str):
-            out[SELECT] = names.of(value[SELECT], element)
+        if SELECT in value:
+            out[SELECT] = _targets(value[SELECT], names, element)
         return out
     return value
 
@@ -82,8 +97,8 @@ def _expand(value: Any, values: Mapping[str, Any], names: _Names, element: int |
         ]
     if isinstance(value, dict):
         out = {k: _expand(v, values, names, element) for k, v in value.items()}
-        if isinstance(value.get(SELECT), str):
-            out[SELECT] = names.of(value[SELECT], element)
+        if SELECT in value:
+            out[SELECT] = _targets(value[SELECT], names, element)
         return out
     if isinstance(value, list):
         return [_expand(v, values, names, element) for v in value]
@@ -94,15 +109,18 @@ def _dependencies(value: Any) -> set[str]:
     """Step ids a written argument refers to or selects from."""
     found: set[str] = set()
     if isinstance(value, str):
-        m = REF.match(value) if value.startswith("$") and not value.startswith("$$") else None
+        m = _ref(value)
         if m is not None:
             found.add(m.group("step"))
     elif isinstance(value, list):
         for v in value:
             found |= _dependencies(v)
     elif isinstance(value, dict):
-        if isinstance(value.get(SELECT), str):
-            found.add(value[SELECT])
+        target = value.get(SELECT)
+        if isinstance(target, str):
+            found.add(target)
+        elif isinstance(target, list):
+            found.update(t for t in target if isinstance(t, str))
         for v in value.values():
             found |= _dependencies(v)
     return found
@@ -147,7 +165,13 @@ def write_intent(
                 if slot is not None and slot[0] not in scope:
                     continue  # an optional slot the request did not fill
                 args[key] = _expand(value, scope, names, element)
+            each_of = (
+                _expand(template.each_of, scope, names, element)
+                if template.each_of is not None
+                else None
+            )
             deps = {names.of(d, element) for d in template.depends_on} | _dependencies(args)
+            deps |= _dependencies(each_of)
             steps.append(
                 Step(
                     id=names.of(template.id, element),
@@ -155,6 +179,7 @@ def write_intent(
                     args=args,
                     depends_on=sorted(deps),
                     description=describe(template.description, scope),
+                    foreach=each_of,
                 )
             )
     return steps
@@ -186,9 +211,10 @@ def compose(
         part_writes: list[str] = []
         for step in steps:
             args = _rename(step.args, _Mapped(same), None)
+            foreach = _rename(step.foreach, _Mapped(same), None)
             deps = {same.get(d, d) for d in step.depends_on}
             if not _is_write(step, writes):
-                key = canonical_json([step.tool, args])
+                key = canonical_json([step.tool, args, foreach])
                 if key in by_call:
                     same[step.id] = by_call[key]
                     continue
@@ -198,7 +224,9 @@ def compose(
                 every_write.append(step.id)
             elif n in handing_off and not (set(step.depends_on) & {s.id for s in steps}):
                 deps |= set(every_write)  # a hand-off comes after every change
-            kept[step.id] = step.model_copy(update={"args": args, "depends_on": sorted(deps)})
+            kept[step.id] = step.model_copy(
+                update={"args": args, "foreach": foreach, "depends_on": sorted(deps)}
+            )
             if _is_write(step, writes):
                 part_writes.append(step.id)
         if part_writes:

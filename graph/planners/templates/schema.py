@@ -118,6 +118,15 @@ class ToolStepTemplate(_Model):
             "...), with ``{each.field}`` placeholders for the element."
         ),
     )
+    each_of: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "A selection over earlier steps' outputs (``$select``, ``query``, ``take: all``): "
+            "the step is written with it as its ``foreach``, and the verifier repeats it "
+            "once per element the data gives; ``$each`` / ``$each.field`` in the arguments "
+            "name the element (:mod:`guards.fanout`)."
+        ),
+    )
 
 
 class IdentifyStepTemplate(_Model):

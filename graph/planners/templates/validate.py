@@ -14,8 +14,13 @@ from typing import Any
 
 from graph.planners.templates.compose import FOREACH, SELECT
 from graph.planners.templates.placeholders import Known, check_text, check_value, whole
-from graph.planners.templates.schema import IdentifyStepTemplate, Intent, TemplateDocument
-from guards.plan import iter_refs
+from graph.planners.templates.schema import (
+    IdentifyStepTemplate,
+    Intent,
+    TemplateDocument,
+    ToolStepTemplate,
+)
+from guards.plan import is_each, iter_refs, iter_strings
 from tools.domain import SlotExtractor
 
 Extractors = Mapping[str, SlotExtractor]
@@ -145,12 +150,14 @@ def _check_arg(
         )
     if isinstance(value, dict) and SELECT in value:
         target = value[SELECT]
-        if not isinstance(target, str) or target not in seen:
-            problems.append(f"{where}: $select {target!r} is not an earlier step")
-        elif target in _per_element(intent) and each is None:
-            problems.append(
-                f"{where}: step {target!r} is written per element; select it inside one"
-            )
+        targets = target if isinstance(target, list) and target else [target]
+        for one in targets:
+            if not isinstance(one, str) or one not in seen:
+                problems.append(f"{where}: $select {one!r} is not an earlier step")
+            elif one in _per_element(intent) and each is None:
+                problems.append(
+                    f"{where}: step {one!r} is written per element; select it inside one"
+                )
         if not isinstance(value.get("query"), str) or not value["query"].strip():
             problems.append(f"{where}: a selection needs a query (JMESPath)")
         unknown = set(value) - {SELECT, "query", "take", "params"}
@@ -187,6 +194,30 @@ def _check_arg(
             problems.append(
                 f"{where}: step {ref_step!r} is written per element; name it inside one"
             )
+    return problems
+
+
+def _check_each_of(
+    step: ToolStepTemplate,
+    intent: Intent,
+    extractors: Extractors,
+    used: set[str],
+    seen: list[str],
+    where: str,
+) -> list[str]:
+    """An ``each_of`` is a selection over earlier steps; ``$each`` appears only with one."""
+    uses_each = any(is_each(t) for t in iter_strings(step.args))
+    if step.each_of is None:
+        return [f"{where}: '$each' is only known in a step with each_of"] if uses_each else []
+    if SELECT not in step.each_of:
+        return [f"{where}: each_of must be a selection ($select, query, take: all)"]
+    problems = _check_arg(
+        step.each_of, f"{where} each_of", intent, extractors, used, seen, None, None
+    )
+    if step.each_of.get("take") != "all":
+        problems.append(f"{where}: each_of must take 'all'")
+    if step.foreach is not None:
+        problems.append(f"{where}: a step has foreach (a list slot) or each_of, not both")
     return problems
 
 
@@ -246,6 +277,7 @@ def _check_intent(intent: Intent, doc: TemplateDocument, extractors: Extractors)
                 problems.append(f"{sw}: identify slot {step.identify!r} must be required")
         else:
             each = _each_fields(step.foreach, intent, extractors, sw, problems)
+            problems += _check_each_of(step, intent, extractors, used, seen, sw)
             for arg, value in step.args.items():
                 aw = f"{sw} args.{arg}"
                 problems += _check_arg(
