@@ -256,3 +256,42 @@ def test_two_addresses_in_the_named_city_are_refused_not_guessed(
     assert out["status"] == "refused", out
     assert "matched 2 values" in out["error"], out["error"]
     assert export(stores.domain) == before
+
+
+REQUEST_4 = (
+    "I am Yusuf Rossi in zipcode 19122. I want to modify all my pending tshirts to purple, "
+    "s size, same v-neck, and prefer polyester."
+)
+
+
+def test_one_kind_of_item_changes_in_every_pending_order_that_holds_it(
+    runner: Runner, stores: Stores
+) -> None:
+    first = runner.start(request=REQUEST_4)
+    assert first["status"] == "awaiting_approval", first
+    assert first["plan"]["template"] == "modify_all_pending_items@1"
+    done = approve_all(runner, first)
+    assert done["status"] == "completed", done
+    orders = export(stores.domain)["orders"]
+    for oid, old in (("#W6247578", "3799046073"), ("#W4776164", "8349118980")):
+        ids = [i["item_id"] for i in orders[oid]["items"]]
+        assert "9647292434" in ids and old not in ids, (oid, ids)
+
+
+def test_an_option_said_not_to_matter_is_left_free_in_every_order(
+    runner: Runner, stores: Stores
+) -> None:
+    first = runner.start(
+        request="I am Yusuf Rossi in zipcode 19122. I want to modify all my pending tshirts "
+        "to purple, s size, v-neck, and I do not care about the material."
+    )
+    # The one available purple S v-neck is polyester: with the material left free, it is
+    # the only match for both orders' t-shirts.
+    assert first["status"] == "awaiting_approval", first
+    done = approve_all(runner, first)
+    assert done["status"] == "completed", done
+    orders = export(stores.domain)["orders"]
+    assert all(
+        "9647292434" in [i["item_id"] for i in orders[o]["items"]]
+        for o in ("#W6247578", "#W4776164")
+    )

@@ -99,7 +99,7 @@ BULK_EXTRACTORS: dict[str, SlotExtractor] = {
     "all_item_change": SlotExtractor(
         _all_item_change,
         "no item was named after 'all'",
-        fields=("names", "from", "to", "same", "cheapest"),
+        fields=("names", "from", "to", "same", "cheapest", "free"),
     ),
     "place": SlotExtractor(_place, "no address was named by its city", fields=("city", "state")),
 }
