@@ -1,7 +1,7 @@
 """The served HTTP API under schemathesis: no 5xx, no internals, every thread still readable.
 
-One ``langgraph dev`` server on 127.0.0.1 (a fresh PostgreSQL database for its checkpoints,
-a fresh seeded ``PLANBOUND_HOME``, a token table with a requester and a reviewer). The
+One ``langgraph dev`` server (:func:`langgraph_server.launch`: a fresh PostgreSQL database,
+a fresh seeded ``PLANBOUND_HOME``, a token table; a requester and a reviewer are used). The
 OpenAPI spec is the one the server publishes (``/openapi.json``); every operation is called
 with examples schemathesis generates from it, a fixed number per operation, derandomized
 (the same examples on every run), valid ones and invalid ones, each with the requester's and
@@ -14,31 +14,19 @@ out.
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-import yaml
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis.errors import Unsatisfiable  # noqa: E402
+from langgraph_server import launch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-PG = "postgresql://postgres@127.0.0.1:5432"
 EXAMPLES = 3
 """Examples per operation, per generation mode (valid and invalid)."""
 SKIPPED = re.compile(
@@ -46,7 +34,7 @@ SKIPPED = re.compile(
 )
 LEAKS = re.compile(
     r"Traceback \(most recent call last\)|File \"[^\"]+\.py\", line|psycopg|sqlite3\."
-    r"|postgresql://|/site-packages/|planbound_fuzz_"
+    r"|postgresql://|/site-packages/|pb_server_"
 )
 """What no response body may contain: a traceback, source paths, driver or database names."""
 REQUEST = "I'm fatima.anderson1447@example.com. Please cancel my order #W2974929, no longer needed."
@@ -63,95 +51,20 @@ class Api:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    base = tmp_path_factory.mktemp("fuzz")
-    dbname = f"planbound_fuzz_{secrets.token_hex(6)}"
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {dbname}")
-    tokens = {"requester": secrets.token_urlsafe(24), "reviewer": secrets.token_urlsafe(24)}
-    token_file = base / "tokens.yaml"
-    token_file.write_text(
-        yaml.safe_dump(
-            {
-                "tokens": [
-                    {"identity": "alice", "roles": ["requester"], "token": tokens["requester"]},
-                    {"identity": "rita", "roles": ["reviewer"], "token": tokens["reviewer"]},
-                ]
-            }
-        )
-    )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("LANGSMITH_", "LANGCHAIN_", "PLANBOUND_", "OPENAI_", "DATABASE_URI"))
-    }
-    env |= {
-        "PLANBOUND_HOME": str(base / "home"),
-        "PLANBOUND_DATABASE_URI": f"{PG}/{dbname}",
-        "PLANBOUND_AUTH_FILE": str(token_file),
-        "LANGSMITH_TRACING": "false",
-        "LANGCHAIN_TRACING_V2": "false",
-        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-        "LANGGRAPH_NO_VERSION_CHECK": "true",
-    }
-    subprocess.run(
-        [str(BIN / "planbound"), "seed", "--json"], env=env, check=True, capture_output=True
-    )
-    work = base / "work"
-    work.mkdir()
-    for name in ("langgraph.json", "graph", "guards", "tools", "checkpoints"):
-        (work / name).symlink_to(ROOT / name)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = base / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "langgraph"), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1"]
-            + ["--port", str(port), "--config", "langgraph.json"],
-            cwd=work,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"langgraph dev did not start:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
+    with launch(tmp_path_factory.mktemp("fuzz")) as server:
+        tokens = {"requester": server.tokens["alice"], "reviewer": server.tokens["rita"]}
         owner = {"Authorization": f"Bearer {tokens['requester']}"}
-        thread = httpx.post(f"{url}/threads", json={}, headers=owner, timeout=30).json()
+        thread = httpx.post(f"{server.url}/threads", json={}, headers=owner, timeout=30).json()
         paused = httpx.post(
-            f"{url}/threads/{thread['thread_id']}/runs/wait",
+            f"{server.url}/threads/{thread['thread_id']}/runs/wait",
             json={"assistant_id": "planbound", "input": {"request": REQUEST}},
             headers=owner,
             timeout=120,
         )
         assert paused.status_code == 200, paused.text
-        yield Api(url=url, tokens=tokens, thread_id=thread["thread_id"])
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+        yield Api(url=server.url, tokens=tokens, thread_id=thread["thread_id"])
 
 
 def _fuzz_operation(api: Api, operation: Any, findings: list[str]) -> int:
