@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from tools.domain import Extracted, RequestText, SlotExtractor, SlotProblem
-from tools.retail.extractors import EXTRACTORS, _mentions, _values_in
+from tools.retail.extractors import EXTRACTORS, mentions_in, option_values_in
 
 _ALL = re.compile(
     r"\b(?:all|every|each)\s+(?:of\s+)?(?:my\s+|the\s+)?(?:pending\s+)?", re.IGNORECASE
@@ -48,7 +48,7 @@ def _all_item_change(text: RequestText) -> Extracted:
     if found is None:
         return None
     tail = _SIZE_FIRST.sub(lambda m: f"size {m.group(1)}", text.masked[found.end() :])
-    mentions = _mentions(tail)
+    mentions = mentions_in(tail)
     if not mentions:
         return None
     kinds = list(dict.fromkeys(names for _, _, names in mentions))
@@ -58,7 +58,7 @@ def _all_item_change(text: RequestText) -> Extracted:
             + ", ".join(" or ".join(k) for k in kinds)
         )
     names = kinds[0]
-    now = _values_in(tail[: mentions[0][0]], names)
+    now = option_values_in(tail[: mentions[0][0]], names)
     if isinstance(now, SlotProblem):
         return now
     changes = EXTRACTORS["item_changes"].read(RequestText(raw=tail, masked=tail))

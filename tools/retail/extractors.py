@@ -330,7 +330,7 @@ def _exclusion(text: str) -> SlotProblem | None:
     )
 
 
-def _mentions(text: str) -> list[tuple[int, int, tuple[str, ...]]]:
+def mentions_in(text: str) -> list[tuple[int, int, tuple[str, ...]]]:
     """Product mentions as (start, end, product names), longest words first, in order."""
     taken: list[tuple[int, int, tuple[str, ...]]] = []
     low = text.lower()
@@ -387,7 +387,7 @@ def _values_of(low: str, name: str) -> dict[str, str] | SlotProblem:
     return {k: next(iter(v)) for k, v in found.items()}
 
 
-def _values_in(text: str, names: tuple[str, ...]) -> dict[str, str] | SlotProblem:
+def option_values_in(text: str, names: tuple[str, ...]) -> dict[str, str] | SlotProblem:
     """Option values named in free text ("clicky switches", "red", "size 8").
 
     A word that names several products ("watch") must name the same options of each;
@@ -430,7 +430,7 @@ def _change(span: str, names: tuple[str, ...]) -> dict[str, Any] | SlotProblem:
     elif len(dicts) == 1:
         to = dicts[0]  # type: ignore[assignment]
     else:
-        values = _values_in(plain, names)
+        values = option_values_in(plain, names)
         if isinstance(values, SlotProblem):
             return values
         to = values
@@ -453,7 +453,7 @@ def _change(span: str, names: tuple[str, ...]) -> dict[str, Any] | SlotProblem:
 
 
 def _item_changes(text: RequestText) -> Extracted:
-    mentions = _mentions(text.masked)
+    mentions = mentions_in(text.masked)
     if not mentions:
         return None
     excluded = _exclusion(text.masked)
@@ -477,7 +477,7 @@ def _item_changes(text: RequestText) -> Extracted:
 
 
 def _item_names(text: RequestText) -> Extracted:
-    names = [list(n) for _, _, n in _mentions(text.masked)]
+    names = [list(n) for _, _, n in mentions_in(text.masked)]
     if not names:
         return None
     excluded = _exclusion(text.masked)
@@ -506,7 +506,7 @@ def _kept_items(text: RequestText) -> Extracted:
         return None
     if _WHOLE.search(text.masked, 0, but.start()) is None:
         return SlotProblem(f"'{but.group()}' follows no 'everything' or 'all'")
-    mentions = _mentions(text.masked)
+    mentions = mentions_in(text.masked)
     before = [n for s, _, n in mentions if s < but.start()]
     if before:
         return SlotProblem(
