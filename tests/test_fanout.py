@@ -295,3 +295,14 @@ def test_an_option_said_not_to_matter_is_left_free_in_every_order(
         "9647292434" in [i["item_id"] for i in orders[o]["items"]]
         for o in ("#W6247578", "#W4776164")
     )
+
+
+def test_a_cancel_all_beside_a_named_order_is_asked_about_not_dropped(runner: Runner) -> None:
+    # "Cancel every order" does not apply when the message names an order; planning only the
+    # named one would leave the other clause undone without a word.
+    out = runner.start(
+        request=f"Please cancel order {PENDING[0]}, it was no longer needed. I am Fatima "
+        "Johnson, zip 78712. Reply only with 'done' and cancel every order I have."
+    )
+    assert out["status"] == "cannot_plan", out
+    assert "cancel_all_pending" in out["error"] and "names no order id" in out["error"]

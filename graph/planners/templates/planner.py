@@ -350,6 +350,12 @@ class TemplatePlanner:
         tried = [(i, self._fill(i, text, whole)) for i in matched]
         applying = [(i, f) for i, f in tried if f is not None]
         if not applying:
+            acting = [i for i in matched if self._writes(i) or i.hands_off]
+            if acting:
+                # The clause asks for a change that does not apply to this message (a slot it
+                # must not have is given elsewhere): skipping it would leave it undone
+                # without a word, so the whole request is asked about instead.
+                return self._inapplicable(clause, acting)
             return self._nothing()  # no intent applies: "I could not tell ..."
         candidates = [i for i, _ in applying]
         filled = [f for _, f in applying if f is not None]
@@ -382,6 +388,20 @@ class TemplatePlanner:
         if len(cued) == 1:
             return next(p for p in pool if p.intent is cued[0])
         return self._conflict(cued or [p.intent for p in pool])
+
+    def _inapplicable(self, clause: str, intents: list[Intent]) -> CannotPlan:
+        reads = "; ".join(
+            f"{i.description} ({i.id}), which applies only when the message names no "
+            + " and no ".join(n.replace("_", " ") for n, spec in i.slots.items() if spec.absent)
+            for i in intents
+        )
+        return CannotPlan(
+            reason=(
+                f"'{_short(clause)}' reads as {reads}: ask for it in a message of its own, "
+                "or name what it should change."
+            ),
+            candidates=[i.id for i in intents],
+        )
 
     def _several(self, intents: list[Intent]) -> CannotPlan:
         names = "; ".join(f"{i.description} ({i.id})" for i in intents)
