@@ -64,10 +64,11 @@ class Runner:
     def _config(self, thread_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": thread_id}}
 
-    def _invoke(self, value: Any, thread_id: str, name: str = "planbound") -> None:
+    def _invoke(self, value: Any, thread_id: str, name: str = "planbound") -> dict[str, Any]:
         """Run the graph on a thread with every transition stored before the next begins.
 
         The invocation is one trace when tracing is configured (:mod:`graph.tracing`).
+        Returns the thread's outcome once it stopped (read once, for the trace and the caller).
         """
         inputs = value.resume if isinstance(value, Command) else value
         with self.tracer.invocation(
@@ -76,7 +77,9 @@ class Runner:
             config: RunnableConfig = {**self._config(thread_id), **invocation.config()}
             self.graph.invoke(value, config, context=self.context, durability="sync")
             snapshot = self.graph.get_state(self._config(thread_id))
-            invocation.finish(snapshot.values, inspect.outcome(thread_id, snapshot))
+            outcome = inspect.outcome(thread_id, snapshot)
+            invocation.finish(snapshot.values, outcome)
+        return outcome
 
     def _require_seeded(self) -> None:
         if not self.services.is_seeded():
@@ -127,17 +130,18 @@ class Runner:
         if explicit_plan is not None:
             parse_plan_document(explicit_plan)
         self._require_seeded()
+        if thread_id is not None:  # a thread of our own making is new: nothing runs on it
+            snapshot = self.graph.get_state(self._config(thread_id))
+            if snapshot.next:
+                raise RunError(
+                    f"thread {thread_id} has a run in progress (waiting at"
+                    f" {', '.join(snapshot.next)}); answer it with `planbound approve` or use"
+                    " another thread",
+                    thread_id,
+                )
         thread_id = thread_id or uuid.uuid4().hex
-        snapshot = self.graph.get_state(self._config(thread_id))
-        if snapshot.next:
-            raise RunError(
-                f"thread {thread_id} has a run in progress (waiting at {', '.join(snapshot.next)});"
-                " answer it with `planbound approve` or use another thread",
-                thread_id,
-            )
         with store_failure(thread_id):
-            self._invoke(payload, thread_id, "planbound.start")
-            return self.outcome(thread_id)
+            return self._invoke(payload, thread_id, "planbound.start")
 
     def resume(
         self, thread_id: str, answer: Any, identity: Identity | None = None
@@ -193,7 +197,7 @@ class Runner:
             answer = as_given_by(answer, identity)
         try:
             with store_failure(thread_id):
-                self._invoke(Command(resume=answer), thread_id, "planbound.resume")
+                outcome = self._invoke(Command(resume=answer), thread_id, "planbound.resume")
         except BaseException:
             # Give the claim back if nothing was applied; if the store cannot tell (a lost
             # connection), keep the original error: the claim is taken over later anyway.
@@ -205,7 +209,7 @@ class Runner:
         finally:
             with self.stores.lock:
                 approvals.end_claim(thread_id, checkpoint_id)
-        return self.outcome(thread_id)
+        return outcome
 
     def proceed(self, thread_id: str) -> dict[str, Any]:
         """Continue a run that stopped mid-way (crash, lost connection) from its last checkpoint.
@@ -230,8 +234,7 @@ class Runner:
             )
         self._require_seeded()
         with store_failure(thread_id):
-            self._invoke(None, thread_id, "planbound.proceed")
-            return self.outcome(thread_id)
+            return self._invoke(None, thread_id, "planbound.proceed")
 
     def explain(self, document: Any, actor: str | None = None) -> dict[str, Any]:
         """Judge a plan document without running anything; say which rule fired and why.
@@ -306,8 +309,7 @@ class Runner:
         if identity is not None:
             answer = {**answer, "reviewer": identity.id}
         with store_failure(thread_id):
-            self._invoke(Command(resume=answer), thread_id)
-            return self.outcome(thread_id)
+            return self._invoke(Command(resume=answer), thread_id)
 
     def _waiting_at(self, thread_id: str, checkpoint_id: str) -> bool:
         """Whether the thread's latest checkpoint is ``checkpoint_id``, awaiting a review."""

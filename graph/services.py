@@ -104,6 +104,7 @@ class Services:
         self._domain = domain
         self._chat_model = chat_model
         self._lock = threading.Lock()
+        self._seeded = False
 
     @property
     def settings(self) -> Settings:
@@ -283,11 +284,19 @@ class Services:
         """Return the domain's store over ``conn`` (what tools get as ``db``)."""
         return self.domain.open_store(conn)
 
-    def is_seeded(self) -> bool:
-        """Whether the domain database holds data."""
+    def is_seeded(self, *, fresh: bool = False) -> bool:
+        """Whether the domain database holds data.
+
+        Once it has been seen to hold data the answer is kept (records are only replaced,
+        by :meth:`seed`, which asks again), so a run does not ask the database each time;
+        ``fresh`` asks it anyway (a readiness check: the database must answer).
+        """
+        if self._seeded and not fresh:
+            return True
         stores = self.stores
         with stores.lock:
-            return bool(self.store(stores.domain).is_seeded())
+            self._seeded = bool(self.store(stores.domain).is_seeded())
+        return self._seeded
 
     def seed(self, data: Any) -> dict[str, int]:
         """Replace the domain's records with ``data``, in one transaction.
@@ -298,5 +307,6 @@ class Services:
         if self.domain.seed is None:
             raise ConfigError(f"the {self.domain.name} domain cannot be seeded")
         stores = self.stores
+        self._seeded = False
         with stores.lock, stores.domain.transaction(write=True):
             return self.domain.seed(stores.domain, data)

@@ -350,11 +350,13 @@ class Invocation:
         """
         usage = usage_of(self.usage_handler, self.tracer.prices)
         self._decision_id = values.get("decision_id")
+        self.outputs = {"status": outcome.get("status"), "error": outcome.get("error")}
+        self.usage = usage
+        if self.root is None and not usage.total_tokens:
+            return  # nothing is sent and no trace record is journalled: nothing to read
         self.metadata = decision_metadata(self.services, values, self.thread_id)
         self.metadata["usage"] = usage.as_json()
         self.metadata["status"] = outcome.get("status")
-        self.outputs = {"status": outcome.get("status"), "error": outcome.get("error")}
-        self.usage = usage
         self._new_decisions = [
             d for d in self.metadata.get("decisions", []) if d.get("invocation") == "new"
         ]
@@ -367,7 +369,8 @@ class Invocation:
         if usage is not None and usage.total_tokens:
             events.model_used(usage.input_tokens, usage.output_tokens, usage.cost)
         decision_id = self._decision_id
-        previous = journalled_traces(self.services, decision_id) if decision_id else []
+        traced = self.root is not None
+        previous = journalled_traces(self.services, decision_id) if decision_id and traced else []
         if self.root is not None:
             self.metadata["seconds"] = round(seconds, 6)
             if previous:
@@ -379,7 +382,6 @@ class Invocation:
                 self._feedback(previous)
             except Exception as exc:  # a trace that cannot be sent never fails the run
                 log.warning("could not send the trace of %s: %s", self.name, type(exc).__name__)
-        traced = self.root is not None
         if decision_id and (traced or (usage is not None and usage.total_tokens)):
             journal_trace(
                 self.services,

@@ -14,6 +14,7 @@ from langgraph.types import Command
 from checkpoints.factory import Stores
 from checkpoints.ledger import Ledger
 from graph.engine import StepCall, run_step
+from graph.errors import RunError
 from graph.graph import build_graph
 from graph.runner import Runner
 from graph.settings import Settings
@@ -82,6 +83,20 @@ def test_write_step_waits_for_approval_then_changes_exactly_what_tau2_would(
         ("s2", "succeeded", 1),
         ("s3", "succeeded", 1),
     ]
+
+
+def test_a_start_on_a_thread_waiting_for_review_is_refused_and_the_review_stands(
+    runner: Runner, stores: Stores
+) -> None:
+    first = runner.start(explicit_plan=cancel_actions())
+    thread = first["thread_id"]
+    with pytest.raises(RunError, match="has a run in progress .*approve"):
+        runner.start(explicit_plan=cancel_actions(reason="ordered by mistake"), thread_id=thread)
+    still = runner.outcome(thread)
+    assert still["status"] == "awaiting_approval" and still["plan"] == first["plan"]
+    done = runner.resume(thread, answer_for(first, {"type": "approve"}, reviewer="ann"))
+    assert done["status"] == "completed", done
+    assert done["results"][2]["output"]["cancel_reason"] == "no longer needed"
 
 
 def test_reject_changes_nothing(runner: Runner, stores: Stores) -> None:

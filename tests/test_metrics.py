@@ -317,6 +317,29 @@ def test_readyz_says_not_seeded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     }
 
 
+def test_readyz_asks_the_domain_again_after_runs_saw_it_seeded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Runs remember that the domain holds data; readiness asks the database every time.
+    monkeypatch.delenv("DATABASE_URI", raising=False)
+    monkeypatch.delenv("PLANBOUND_DATABASE_URI", raising=False)
+    monkeypatch.setenv("PLANBOUND_HOME", str(tmp_path / "home"))
+    services = Services()
+    try:
+        services.seed(load_shipped())
+        client = TestClient(create_app(services))
+        assert client.get("/readyz").json()["checks"]["domain"].startswith("ok")
+        assert services.is_seeded()
+        with services.stores.lock, services.stores.domain.transaction(write=True) as domain:
+            domain.execute("DELETE FROM retail_users")
+        response = client.get("/readyz")
+        assert not services.is_seeded(fresh=True)
+    finally:
+        services.stores.close()
+    assert response.status_code == 503
+    assert response.json()["checks"]["domain"] == "not seeded; run `planbound seed`"
+
+
 # -- credentials in a URL never reach a log ----------------------------------------------------
 
 SECRET = "s3cr3t-Token_value"

@@ -57,7 +57,7 @@ def ping_domain(services: Services) -> None:
         StorageError: the database cannot be opened.
         Exception: whatever the driver raised on the query.
     """
-    if not services.is_seeded():
+    if not services.is_seeded(fresh=True):
         raise NotSeeded(
             f"the {services.stores.backend} domain database is not seeded; run `planbound seed`"
         )
