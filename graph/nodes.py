@@ -448,11 +448,12 @@ class Nodes:
         }
 
     def execute(self, state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-        """Run the next ready step, or every read that can run now, in one super-step.
+        """Run the next ready step, or every read that can run now and the write after them.
 
         Reads run together (one snapshot, one ledger transaction, see
-        :func:`graph.execution.read_ahead`); a write is a super-step of its own, followed
-        by its own checkpoint.
+        :func:`graph.execution.read_ahead`). A write ends the super-step, so its checkpoint
+        follows it; the reads that made it ready may come first in the same super-step, as
+        their outcomes are already in the ledger (a re-run serves them from there).
         """
         pause_point("node:execute")
         current = _plan(state)
@@ -461,12 +462,16 @@ class Nodes:
         if step is None:
             raise RuntimeError("execute reached with no ready step")
         replay = _replay(runtime)
+        ran: dict[str, Any] = {}
         if replay == "off" and self._reads(step.tool):
             # Every read that can run now, in one snapshot and one ledger transaction.
             batch = read_ahead(state, self.services)
             if step.id in batch:
-                return {"status": "executing", "results": batch}
-        ran: dict[str, Any] = {}
+                ran.update(batch)
+                results.update(batch)
+                step = next_ready(current, results)
+                if step is None or self._reads(step.tool):
+                    return {"status": "executing", "results": ran}
         while step is not None:
             now: State = {**state, "results": results}
             update = execute_step(now, step, self.services, replay)  # type: ignore[arg-type]

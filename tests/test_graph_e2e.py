@@ -303,8 +303,9 @@ def test_every_transition_is_checkpointed(runner: Runner) -> None:
         (["verify"], "planning", []),
         (["approve"], "verified", []),
         (["execute"], "approved", []),
-        (["execute"], "executing", ["s1", "s2"]),  # ready reads run in one super-step
-        (["finalize"], "executing", ["s1", "s2", "s3"]),  # a write is a super-step of its own
+        # the ready reads run in one snapshot, then the write they lead to; the write ends
+        # the super-step
+        (["finalize"], "executing", ["s1", "s2", "s3"]),
         ([], "completed", ["s1", "s2", "s3"]),
     ]
     assert [r["interrupted"] for r in reversed(rows)].count(True) == 1

@@ -100,9 +100,9 @@ def test_reads_of_a_plan_that_waits_for_a_reviewer_run_after_the_answer_in_one_s
     assert done["results"][3]["output"]["status"] == "cancelled"
     trail = [r["steps_done"] for r in reversed(list(runner.history(done["thread_id"])))]
     after = [t for t in trail if t]
-    # Both reads in one super-step, the write in its own, then the read after the write.
-    assert after[0] == ["s1", "s2"]
-    assert ["s1", "s2", "s3"] in after and after[-1] == ["s1", "s2", "s3", "s4"]
+    # Both reads and the write they lead to in one super-step, then the read after the write.
+    assert after[0] == ["s1", "s2", "s3"]
+    assert after[1] == after[-1] == ["s1", "s2", "s3", "s4"]
 
 
 def test_recording_reads_never_touches_a_recorded_step_and_keeps_the_journal_chained(

@@ -117,7 +117,7 @@ def test_the_report_reads_latency_wait_rates_tools_and_compensations_from_the_ho
     assert waited.human_wait_s >= 0.3
     assert waited.seconds < waited.ended - waited.started - 0.29
     assert set(waited.node_seconds) >= {"intake", "plan", "verify", "approve", "execute"}
-    assert len(waited.node_seconds["execute"]) == 2  # the two reads together, then the write
+    assert len(waited.node_seconds["execute"]) == 1  # the two reads, then the write, in one step
     assert waited.reviews == ["approve"] and waited.route == "review"
 
     doc = reports.build(home, since="all")
