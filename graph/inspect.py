@@ -6,10 +6,10 @@ snapshot); none moves a thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from langgraph.types import StateSnapshot
+from langgraph.types import Interrupt, StateSnapshot
 
 from checkpoints.ledger import Ledger
 from graph.planners.explicit import parse_plan_document
@@ -21,8 +21,18 @@ from guards.policy import to_verdict
 
 def outcome(thread_id: str, snapshot: StateSnapshot) -> dict[str, Any]:
     """Return the one-object summary of a thread's latest state."""
-    values = snapshot.values
-    request = pending_request(snapshot.interrupts)
+    return outcome_of(thread_id, snapshot.values, snapshot.interrupts)
+
+
+def outcome_of(
+    thread_id: str, values: Mapping[str, Any], interrupts: Sequence[Interrupt]
+) -> dict[str, Any]:
+    """The summary of :func:`outcome` from a thread's values and pending interrupts.
+
+    ``values`` needs only the graph's output keys (``graph.state.OutputState``), so what an
+    invocation returns (``invoke(..., version="v2")``) serves as well as a state snapshot.
+    """
+    request = pending_request(interrupts)
     plan = values.get("plan")
     verdict = values.get("verdict")
     pending = []
@@ -42,7 +52,7 @@ def outcome(thread_id: str, snapshot: StateSnapshot) -> dict[str, Any]:
     plan_request = next(
         (
             i.value
-            for i in snapshot.interrupts
+            for i in interrupts
             if isinstance(i.value, dict) and i.value.get("type") == "plan_request"
         ),
         None,

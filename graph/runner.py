@@ -68,17 +68,19 @@ class Runner:
         """Run the graph on a thread with every transition stored before the next begins.
 
         The invocation is one trace when tracing is configured (:mod:`graph.tracing`).
-        Returns the thread's outcome once it stopped (read once, for the trace and the caller).
+        Returns the thread's outcome once it stopped, from what the invocation returned (its
+        output values and interrupts); the thread's state is read again only for a trace.
         """
         inputs = value.resume if isinstance(value, Command) else value
         with self.tracer.invocation(
             self.services, name, {"input": inputs}, thread_id
         ) as invocation:
             config: RunnableConfig = {**self._config(thread_id), **invocation.config()}
-            self.graph.invoke(value, config, context=self.context, durability="sync")
-            snapshot = self.graph.get_state(self._config(thread_id))
-            outcome = inspect.outcome(thread_id, snapshot)
-            invocation.finish(snapshot.values, outcome)
+            output = self.graph.invoke(
+                value, config, context=self.context, durability="sync", version="v2"
+            )
+            outcome = inspect.outcome_of(thread_id, output.value, output.interrupts)
+            invocation.finish(lambda: self.graph.get_state(self._config(thread_id)).values, outcome)
         return outcome
 
     def _require_seeded(self) -> None:

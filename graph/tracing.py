@@ -28,7 +28,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -341,20 +341,21 @@ class Invocation:
             config["metadata"] = {"planbound_trace_id": self.trace_id}
         return config
 
-    def finish(self, values: Mapping[str, Any], outcome: Mapping[str, Any]) -> None:
+    def finish(self, values: Callable[[], Mapping[str, Any]], outcome: Mapping[str, Any]) -> None:
         """Record the decision's metadata from the thread's values after the invocation.
 
         Args:
-            values: The thread's latest state values.
+            values: Reads the thread's latest state values; called only when the metadata
+                is wanted (a trace is sent, or the invocation used a model).
             outcome: The one-object outcome (``graph.inspect.outcome``) shown to the caller.
         """
         usage = usage_of(self.usage_handler, self.tracer.prices)
-        self._decision_id = values.get("decision_id")
+        self._decision_id = outcome.get("decision_id")
         self.outputs = {"status": outcome.get("status"), "error": outcome.get("error")}
         self.usage = usage
         if self.root is None and not usage.total_tokens:
             return  # nothing is sent and no trace record is journalled: nothing to read
-        self.metadata = decision_metadata(self.services, values, self.thread_id)
+        self.metadata = decision_metadata(self.services, values(), self.thread_id)
         self.metadata["usage"] = usage.as_json()
         self.metadata["status"] = outcome.get("status")
         self._new_decisions = [
