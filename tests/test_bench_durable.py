@@ -147,14 +147,19 @@ def test_scaling_over_processes_keeps_every_write_exactly_once(run: Run) -> None
     assert "3b. scaling" in run.out
 
 
-def test_the_breakdown_names_the_parts(run: Run) -> None:
-    pb, raw = run.results.breakdown["planbound"], run.results.breakdown["raw"]
+@pytest.mark.parametrize("workload", ["read", "write"])
+def test_the_breakdown_names_the_parts(run: Run, workload: str) -> None:
+    breakdown = run.results.breakdown[workload]
+    pb, raw = breakdown["planbound"], breakdown["raw"]
     for data in (pb, raw):
         loop = sum(v for k, v in data.items() if k.startswith(LOOP + "|"))
         assert 0.5 * data["wall"] < loop <= data["wall"] + 1.0
     assert any(k.startswith(f"{STARTED}|") or k.startswith(f"{LOOP}|") for k in pb)
     assert any(SAVER in k for k in pb) and any(SAVER in k for k in raw)
-    assert not any(POLICY_ENGINE in k for k in raw)
+    assert any(POLICY_ENGINE in k for k in pb) and not any(POLICY_ENGINE in k for k in raw)
+    assert run.results.profile[workload]
+    sources = run.results.statement_sources[workload]
+    assert sum(sources["planbound"].values()) > 0 and sum(sources["raw"].values()) > 0
 
 
 def test_the_report_prints_tables_and_the_summary_line(run: Run) -> None:
@@ -165,7 +170,8 @@ def test_the_report_prints_tables_and_the_summary_line(run: Run) -> None:
         "3. throughput",
         "4. rows written",
         "5. verify",
-        "6. where the time",
+        "6. where the time of a read decision",
+        "6b. where the time of a write decision",
     )
     starts = [out.index(title) for title in titles]
     assert starts == sorted(starts)

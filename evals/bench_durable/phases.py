@@ -65,10 +65,13 @@ class Results:
         scaling: Throughput rows of planbound at the top concurrency by worker processes,
             each with ``once`` (the write workload: approvals consumed, review claims,
             succeeded writes and ledger rows left started, counted on the database).
-        breakdown: Milliseconds per read decision, for ``planbound`` and ``raw``, keyed
-            ``"<thread kind>|<category>"``, with ``wall`` (timed around each run).
-        statement_sources: Statement calls per read decision by issuing component.
-        profile: The planbound loop thread's top self-time functions per read decision.
+        breakdown: Milliseconds per decision by workload (``read``, ``write``), then by
+            system (``planbound``, ``raw``), keyed ``"<thread kind>|<category>"``, with
+            ``wall`` (timed around each run).
+        statement_sources: Statement calls per decision by issuing component, by workload
+            and system.
+        profile: The planbound loop thread's top self-time functions per decision, by
+            workload.
         server: The server settings that decide the cost of a commit.
         load: The machine's load average at the start and end.
         pool_max: The checkpointer pool's maximum size.
@@ -82,9 +85,9 @@ class Results:
     throughput: list[dict[str, Any]] = field(default_factory=list)
     verify_ms: list[float] = field(default_factory=list)
     scaling: list[dict[str, Any]] = field(default_factory=list)
-    breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
-    statement_sources: dict[str, dict[str, float]] = field(default_factory=dict)
-    profile: list[tuple[str, int, float, float]] = field(default_factory=list)
+    breakdown: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    statement_sources: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    profile: dict[str, list[tuple[str, int, float, float]]] = field(default_factory=dict)
     server: dict[str, str] = field(default_factory=dict)
     load: str = ""
     pool_max: int = 0
@@ -332,14 +335,23 @@ def measure_threads(
     return throughput_row(series, "one process, shared stores", 1, concurrency, wall, lat)
 
 
+BREAKDOWNS = (
+    ("read", "planbound", "read"),
+    ("read", "raw", "raw_read"),
+    ("write", "planbound", "write"),
+    ("write", "raw", "raw_write"),
+)
+"""What the time breakdown profiles: (workload, system, series)."""
+
+
 def measure_breakdown(work: Workloads, runs: int, progress: Progress, results: Results) -> None:
-    """Profile ``runs`` read decisions and raw runs; fill the breakdown and top list.
+    """Profile ``runs`` decisions and raw runs of both workloads; fill breakdowns and top lists.
 
     Times are milliseconds per run under ``cProfile``, which slows Python code down: the
     shares are the figure to read, ``wall`` is the profiled wall time.
     """
-    task = progress.add_task("time breakdown", total=2 * runs)
-    for name, series in (("planbound", "read"), ("raw", "raw_read")):
+    task = progress.add_task("time breakdown", total=len(BREAKDOWNS) * runs)
+    for workload, system, series in BREAKDOWNS:
         profiled = profile_runs(work.job(series), runs, lambda: progress.advance(task))
         per_run = 1000 / profiled.runs
         result: dict[str, float] = {}
@@ -352,11 +364,11 @@ def measure_breakdown(work: Workloads, runs: int, progress: Progress, results: R
                 result[f"{kind}|{category}"] = seconds * per_run
             for source, calls in attribution.statements().items():
                 sources[source] += calls / profiled.runs
-            if name == "planbound" and kind == LOOP:
-                results.profile = [
+            if system == "planbound" and kind == LOOP:
+                results.profile[workload] = [
                     (label, round(calls / profiled.runs), tt * per_run, ct * per_run)
                     for label, calls, tt, ct in attribution.top(PROFILE_TOP)
                 ]
         result["wall"] = profiled.wall * per_run
-        results.breakdown[name] = result
-        results.statement_sources[name] = dict(sources)
+        results.breakdown.setdefault(workload, {})[system] = result
+        results.statement_sources.setdefault(workload, {})[system] = dict(sources)

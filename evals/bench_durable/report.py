@@ -307,14 +307,22 @@ def _share_cells(data: dict[str, float], key: str) -> tuple[str, str]:
     return f"{data[key]:.2f}", f"{data[key] / data['wall']:.0%}"
 
 
-def print_breakdown(console: Console, results: Results, runs: int) -> None:
-    """Table 6: where the time of one read decision goes, and the cProfile top list."""
-    pb, raw = results.breakdown["planbound"], results.breakdown["raw"]
+BREAKDOWN_TITLES = {
+    "read": ("6", "a read decision", "raw LangGraph ms"),
+    "write": ("6b", "a write decision with approval (run, interrupt, resume)", "raw ms"),
+}
+"""Number, subject and raw column of each workload's breakdown table."""
+
+
+def print_breakdown(console: Console, results: Results, runs: int, workload: str) -> None:
+    """Table 6 (6b): where the time of one decision of ``workload`` goes, and its top list."""
+    pb, raw = results.breakdown[workload]["planbound"], results.breakdown[workload]["raw"]
+    number, subject, raw_column = BREAKDOWN_TITLES[workload]
     table = _table(
-        f"6. where the time of a read decision goes: self time under cProfile, mean of {runs} "
+        f"{number}. where the time of {subject} goes: self time under cProfile, mean of {runs} "
         "(the profiler slows Python code, so read the shares; only the loop thread adds up "
         "to the wall time)",
-        ("part", "planbound ms", "share", "raw LangGraph ms", "share"),
+        ("part", "planbound ms", "share", raw_column, "share"),
     )
     for kind in (LOOP, STARTED):
         keys = sorted(
@@ -344,7 +352,8 @@ def print_breakdown(console: Console, results: Results, runs: int) -> None:
                 "",
                 end_section=True,
             )
-    pb_sql, raw_sql = results.statement_sources["planbound"], results.statement_sources["raw"]
+    sql = results.statement_sources[workload]
+    pb_sql, raw_sql = sql["planbound"], sql["raw"]
     table.add_row(
         "SQL statement calls per decision (profiled threads)",
         f"{sum(pb_sql.values()):.0f}",
@@ -363,10 +372,10 @@ def print_breakdown(console: Console, results: Results, runs: int) -> None:
         " their time shows as the engine's wait for the tool thread"
     )
     top = _table(
-        f"   cProfile of a planbound read decision (loop thread, mean of {runs})",
+        f"   cProfile of {subject} on planbound (loop thread, mean of {runs})",
         ("function", "calls", "self ms", "cumulative ms"),
     )
-    for label, calls, self_ms, cum_ms in results.profile:
+    for label, calls, self_ms, cum_ms in results.profile[workload]:
         top.add_row(label, str(calls), f"{self_ms:.2f}", f"{cum_ms:.2f}")
     console.print(top)
 
@@ -410,6 +419,7 @@ def print_report(console: Console, results: Results, profile_runs: int) -> None:
         print_scaling(console, results)
     print_written(console, results)
     print_verify(console, results)
-    if results.breakdown:
-        print_breakdown(console, results, profile_runs)
+    for workload in BREAKDOWN_TITLES:
+        if workload in results.breakdown:
+            print_breakdown(console, results, profile_runs, workload)
     console.print(summary(results), markup=False, highlight=False, soft_wrap=True)
