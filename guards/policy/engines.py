@@ -410,7 +410,9 @@ class RegorusModules:
                 return False, None
             return True, results[0]["expressions"][0]["value"]
         except (AttributeError, LookupError, TypeError):
-            raise PolicyError(f"the regorus engine answered {path} in an unexpected shape") from None
+            raise PolicyError(
+                f"the regorus engine answered {path} in an unexpected shape"
+            ) from None
 
 
 class RegorusEngine:

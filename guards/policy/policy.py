@@ -236,7 +236,9 @@ def load_policy(
     if engine not in ("regopy", "regorus"):
         raise PolicyError(f"unknown policy engine {engine!r}: regopy or regorus")
     if opa_url and engine == "regorus":
-        raise PolicyError("the regorus engine evaluates in-process: give it or an OPA URL, not both")
+        raise PolicyError(
+            "the regorus engine evaluates in-process: give it or an OPA URL, not both"
+        )
     bundle = PolicyBundle.load(path)
     evaluator: Engine
     if opa_url:
