@@ -1,14 +1,15 @@
 """Verify latency for a 10-step plan: contracts, facts, policy; p50/p95 over many runs.
 
-Run: ``python -m evals.bench_verify [--runs N] [--postgres]``. It seeds a throw-away domain
-database (SQLite, or with ``--postgres`` a PostgreSQL database created on
-``PLANBOUND_TEST_PG`` and dropped after), judges the same compliant 10-step plan ``N`` times
-and prints one table and a ``VERIFY key=value ...`` line for scripts. The contract check
-alone is the baseline each phase is compared with. The policy's memo (answers by input
-document) is emptied before each timed policy and verify run, so they evaluate the policy;
-the policy is also shown split into building and parsing its input and evaluating the
-rule. The last row is a verify whose policy answer is memoised (a write re-judged on facts
-that did not change).
+Run: ``python -m evals.bench_verify [--runs N] [--postgres] [--engine regopy|regorus]``. It
+seeds a throw-away domain database (SQLite, or with ``--postgres`` a PostgreSQL database
+created on ``PLANBOUND_TEST_PG`` and dropped after), judges the same compliant 10-step plan
+``N`` times on an in-process policy engine (``--engine``, default regopy, the default of
+``PLANBOUND_POLICY_ENGINE``; ``OPA_URL`` is ignored) and prints one table and a ``VERIFY
+key=value ...`` line for scripts. The contract check alone is the baseline each phase is
+compared with. The policy's memo (answers by input document) is emptied before each timed
+policy and verify run, so they evaluate the policy; the policy is also shown split into
+building and parsing its input and evaluating the rule. The last row is a verify whose
+policy answer is memoised (a write re-judged on facts that did not change).
 
 Wall time is what a caller waits; CPU time is this thread's own work, which moves less
 when other processes share the cores (a database round trip is wall time, not CPU).
@@ -23,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, get_args
 
 from rich.console import Console
 from rich.table import Table
@@ -33,7 +34,7 @@ from graph.planners.explicit import parse_plan_document
 from graph.services import Services
 from graph.settings import Settings
 from guards.plan import Plan, ancestors
-from guards.policy import RegoEngine
+from guards.policy import EngineName, RegoEngine, RegorusEngine
 from tools.retail import load_shipped
 
 EMAIL = "fatima.anderson1447@example.com"
@@ -104,12 +105,18 @@ def _pct(samples: list[float], q: float) -> float:
 
 
 @contextmanager
-def _services(postgres: bool) -> Iterator[Services]:
-    """Services on a seeded throw-away domain database (SQLite, or PostgreSQL)."""
+def _services(postgres: bool, engine: EngineName | None = None) -> Iterator[Services]:
+    """Services on a seeded throw-away domain database (SQLite, or PostgreSQL).
+
+    Args:
+        postgres: The domain on PostgreSQL (``PLANBOUND_TEST_PG``) instead of SQLite.
+        engine: The in-process policy engine (the setting's when None); never OPA.
+    """
     with ExitStack() as stack:
         home = stack.enter_context(tempfile.TemporaryDirectory())
         uri = stack.enter_context(bench_database(None, ADMIN_URI)) if postgres else None
-        services = Services(Settings.load(home=home, database_uri=uri))
+        chosen = {"policy_engine": engine} if engine is not None else {}
+        services = Services(Settings.load(home=home, database_uri=uri, opa_url="", **chosen))
         stack.callback(services.stores.close)
         services.seed(load_shipped())
         yield services
@@ -122,11 +129,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--postgres", action="store_true", help="the domain on PostgreSQL (PLANBOUND_TEST_PG)"
     )
+    parser.add_argument(
+        "--engine",
+        choices=get_args(EngineName),
+        default=Settings.model_fields["policy_engine"].default,
+        help="the in-process policy engine (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
 
-    with _services(args.postgres) as services:
+    with _services(args.postgres, args.engine) as services:
         stores = services.stores
         verifier, policy, catalog = services.verifier, services.policy, services.catalog
         plan = ten_step_plan()
@@ -150,13 +163,18 @@ def main(argv: list[str] | None = None) -> None:
             "policy input (built, as JSON)": lambda: json.dumps(
                 policy.input_for(plan, catalog, facts, ancestors(plan), "bench")
             ),
-            "policy (regopy)": cold(lambda: policy.decide(document)),
+            f"policy ({args.engine})": cold(lambda: policy.decide(document)),
         }
         engine = policy.engine
+        term = json.dumps(document)
         if isinstance(engine, RegoEngine):
             interpreter = engine.modules.interpreter()
-            term = json.dumps(document)
             phases["  of which the engine parses the input"] = lambda: interpreter.set_input_term(
+                term
+            )
+        elif isinstance(engine, RegorusEngine):
+            evaluator = engine.modules.engine()
+            phases["  of which the engine parses the input"] = lambda: evaluator.set_input_json(
                 term
             )
         phases["verify total"] = cold(
@@ -169,7 +187,9 @@ def main(argv: list[str] | None = None) -> None:
 
     base = statistics.median(results["contracts (baseline)"][0])
     where = "PostgreSQL" if args.postgres else "SQLite"
-    table = Table(title=f"verify latency, 10-step plan, {args.runs} runs, {where} (ms)")
+    table = Table(
+        title=f"verify latency, 10-step plan, {args.runs} runs, {where}, {args.engine} (ms)"
+    )
     for column in ("phase", "p50", "p95", "mean", "CPU p50", "p50 / baseline"):
         table.add_column(column, justify="right" if column != "phase" else "left")
     for name, (wall, cpu) in results.items():
@@ -187,14 +207,17 @@ def main(argv: list[str] | None = None) -> None:
     keys = {
         "verify_p50_ms": "verify total",
         "facts_p50_ms": "facts (read-only lookups)",
-        "policy_p50_ms": "policy (regopy)",
+        "policy_p50_ms": f"policy ({args.engine})",
         "contracts_p50_ms": "contracts (baseline)",
     }
     summary = " ".join(
         f"{key}={statistics.median(results[name][0]):.2f}" for key, name in keys.items()
     )
     verify_cpu = statistics.median(results["verify total"][1])
-    line = f"VERIFY db={where.lower()} {summary} verify_cpu_p50_ms={verify_cpu:.2f}"
+    line = (
+        f"VERIFY db={where.lower()} engine={args.engine} {summary} "
+        f"verify_cpu_p50_ms={verify_cpu:.2f}"
+    )
     console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -125,12 +125,16 @@ class Services:
 
     @functools.cached_property
     def policy(self) -> Policy:
-        """The policy: the domain's Rego package, from ``PLANBOUND_POLICY_DIR`` or the domain."""
+        """The policy: the domain's Rego package, from ``PLANBOUND_POLICY_DIR`` or the domain.
+
+        Evaluated on ``OPA_URL`` when set, else in-process by ``PLANBOUND_POLICY_ENGINE``.
+        """
         s = self.settings
         return load_policy(
             s.policy_dir or self.domain.policy_dir,
             package=self.domain.policy_package,
             opa_url=s.opa_url,
+            engine=s.policy_engine,
             config=PolicyConfig(
                 amount_threshold=s.approval_threshold, max_write_steps=s.max_write_steps
             ),

@@ -8,6 +8,7 @@ held as :class:`~pydantic.SecretStr` and never quoted in an error.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -85,6 +86,11 @@ class Settings(BaseSettings):
     )
     opa_url: str | None = Field(
         default=None, validation_alias="OPA_URL", description="Evaluate the policy on OPA."
+    )
+    policy_engine: Literal["regopy", "regorus"] = Field(
+        default="regopy",
+        validation_alias="PLANBOUND_POLICY_ENGINE",
+        description="The in-process Rego engine: regopy, or regorus (opt-in, its own extra).",
     )
     max_steps: int = Field(default=20, ge=1, le=1000, validation_alias="PLANBOUND_MAX_STEPS")
     max_replans: int = Field(default=2, ge=0, validation_alias="PLANBOUND_MAX_REPLANS")
@@ -300,6 +306,27 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    @field_validator("policy_engine", mode="before")
+    @classmethod
+    def _blank_engine_is_default(cls, value: Any) -> Any:
+        return "regopy" if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _engine_usable(self) -> Settings:
+        if self.policy_engine != "regorus":
+            return self
+        if self.opa_url is not None:
+            raise ValueError(
+                "OPA_URL and PLANBOUND_POLICY_ENGINE=regorus are both set: the policy is "
+                "evaluated either on OPA or in-process by regorus; unset one"
+            )
+        if importlib.util.find_spec("regorus") is None:
+            raise ValueError(
+                "PLANBOUND_POLICY_ENGINE=regorus but regorus is not installed: "
+                "pip install 'planbound[regorus]'"
+            )
+        return self
 
     @property
     def postgres_uri(self) -> str | None:

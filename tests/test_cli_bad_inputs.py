@@ -314,6 +314,18 @@ CASES = [
         ["PLANBOUND_MAX_STEPS"],
         env={"PLANBOUND_MAX_STEPS": "-1"},
     ),
+    Case(
+        "policy-engine-unknown",
+        ["run", REQUEST],
+        ["PLANBOUND_POLICY_ENGINE", "'regopy' or 'regorus'"],
+        env={"PLANBOUND_POLICY_ENGINE": "opa"},
+    ),
+    Case(
+        "policy-engine-regorus-with-opa",
+        ["status", PAUSED],
+        ["OPA_URL", "PLANBOUND_POLICY_ENGINE=regorus", "both set"],
+        env={"PLANBOUND_POLICY_ENGINE": "regorus", "OPA_URL": "http://127.0.0.1:9"},
+    ),
     # The request: standard input, a file, the limits.
     Case("run-stdin-too-long", ["run", "-"], ["standard input", "the limit"], stdin=LONG * 10),
     Case("run-stdin-empty", ["run", "-"], ["standard input", "empty"], stdin="  \n"),

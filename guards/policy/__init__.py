@@ -1,11 +1,11 @@
-"""Policy as code: Rego policies evaluated in-process (regopy) or by an OPA server.
+"""Policy as code: Rego policies evaluated in-process (regopy, or regorus) or by OPA.
 
 A policy bundle is the set of ``.rego`` files in a domain's folder; its content hash is the
 policy version, pinned by every run and recorded with every verdict. The verifier asks the
 domain package's ``decision`` rule about a plan and its facts, and its ``approval_denied``
 rule whether a reviewer may approve a step. Evaluation fails closed.
 
-Modules: ``bundle`` (reading a folder), ``engines`` (regopy and OPA), ``decision`` (the
+Modules: ``bundle`` (reading a folder), ``engines`` (regopy, regorus and OPA), ``decision`` (the
 answer and its verdict), ``policy`` (input, decisions, settings, loading), ``testing``
 (the Rego unit-test runner).
 """
@@ -13,13 +13,21 @@ answer and its verdict), ``policy`` (input, decisions, settings, loading), ``tes
 from guards.errors import PolicyError
 from guards.policy.bundle import PolicyBundle
 from guards.policy.decision import PolicyDecision, Requirement, Violation, to_verdict
-from guards.policy.engines import ENTRYPOINTS, Engine, OpaEngine, RegoEngine
+from guards.policy.engines import (
+    ENTRYPOINTS,
+    Engine,
+    EngineName,
+    OpaEngine,
+    RegoEngine,
+    RegorusEngine,
+)
 from guards.policy.policy import Policy, PolicyConfig, load_policy
 from guards.policy.testing import RegoTest, run_tests
 
 __all__ = [
     "ENTRYPOINTS",
     "Engine",
+    "EngineName",
     "OpaEngine",
     "Policy",
     "PolicyBundle",
@@ -27,6 +35,7 @@ __all__ = [
     "PolicyDecision",
     "PolicyError",
     "RegoEngine",
+    "RegorusEngine",
     "RegoTest",
     "Requirement",
     "Violation",

@@ -20,7 +20,7 @@ from guards.judgement import StepReview
 from guards.plan import Plan
 from guards.policy.bundle import BundlePath, PolicyBundle
 from guards.policy.decision import PolicyDecision, Violation, parse_decision, rego_set
-from guards.policy.engines import Engine, OpaEngine, RegoEngine
+from guards.policy.engines import Engine, EngineName, OpaEngine, RegoEngine, RegorusEngine
 from tools.catalog import Catalog
 
 
@@ -68,8 +68,9 @@ class Policy:
     memoised by (rule, document) when they are evaluated in-process: within one decision the
     same questions come back (the write re-judged on fresh facts that did not change, a
     reviewer's authority checked when the answer arrives and again before the write), and
-    are answered once. Failures are not kept: a policy error is asked again next time. An
-    OPA server is always asked (its policy is deployed apart from this process).
+    are answered once. Both in-process engines (regopy, regorus) are memoised. Failures are
+    not kept: a policy error is asked again next time. An OPA server is always asked (its
+    policy is deployed apart from this process).
     """
 
     bundle: PolicyBundle
@@ -88,7 +89,7 @@ class Policy:
         Raises:
             PolicyError: the engine failed (nothing is memoised).
         """
-        if not isinstance(self.engine, RegoEngine):
+        if not isinstance(self.engine, RegoEngine | RegorusEngine):
             return self.engine.query(rule, document)
         key = (rule, json.dumps(document, sort_keys=True, default=str))
         with self._memo_lock:
@@ -213,6 +214,7 @@ def load_policy(
     *,
     package: str,
     opa_url: str | None = None,
+    engine: EngineName = "regopy",
     config: PolicyConfig | None = None,
 ) -> Policy:
     """Load a policy bundle and the engine that evaluates it.
@@ -220,15 +222,29 @@ def load_policy(
     Args:
         path: The domain's policy folder (or an operator's).
         package: The Rego package holding ``decision`` and ``approval_denied``.
-        opa_url: An OPA server (``http(s)://``) to evaluate on; regopy in-process when None.
+        opa_url: An OPA server (``http(s)://``) to evaluate on; in-process when None.
             The bundle is still read locally: its hash is the pinned policy version.
+        engine: The in-process engine: ``regopy`` (the default) or ``regorus`` (opt-in,
+            the ``regorus`` extra). ``regorus`` with an OPA URL is refused: one of the two
+            would be ignored.
         config: Operator settings passed as ``input.config`` (defaults when None).
 
     Raises:
-        PolicyError: the folder, the package name or the URL is refused.
+        PolicyError: the folder, the package name, the URL or the engine is refused, or
+            regorus is asked for and not installed.
     """
+    if engine not in ("regopy", "regorus"):
+        raise PolicyError(f"unknown policy engine {engine!r}: regopy or regorus")
+    if opa_url and engine == "regorus":
+        raise PolicyError(
+            "the regorus engine evaluates in-process: give it or an OPA URL, not both"
+        )
     bundle = PolicyBundle.load(path)
-    engine: Engine = (
-        OpaEngine(opa_url, package=package) if opa_url else RegoEngine(bundle, package=package)
-    )
-    return Policy(bundle=bundle, engine=engine, config=config or PolicyConfig())
+    evaluator: Engine
+    if opa_url:
+        evaluator = OpaEngine(opa_url, package=package)
+    elif engine == "regorus":
+        evaluator = RegorusEngine(bundle, package=package)
+    else:
+        evaluator = RegoEngine(bundle, package=package)
+    return Policy(bundle=bundle, engine=evaluator, config=config or PolicyConfig())
