@@ -6,7 +6,8 @@ import argparse
 import dataclasses
 import os
 import tempfile
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -61,6 +62,11 @@ def parse_settings(argv: list[str] | None) -> tuple[argparse.Namespace, Settings
     parser.add_argument(
         "--skip", default="", help="comma-separated phases to skip: throughput, profile"
     )
+    parser.add_argument(
+        "--engine",
+        choices=("regopy", "regorus"),
+        help="the in-process policy engine (default: PLANBOUND_POLICY_ENGINE, else regopy)",
+    )
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     if args.concurrency:
@@ -76,6 +82,20 @@ def parse_settings(argv: list[str] | None) -> tuple[argparse.Namespace, Settings
     if most > len(write_targets()):
         parser.error(f"at most {len(write_targets())} concurrent callers (write targets)")
     return args, settings
+
+
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """Set an environment variable for the block; restore what it was after."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def main(argv: list[str] | None = None) -> Results:
@@ -96,6 +116,9 @@ def main(argv: list[str] | None = None) -> Results:
     )
     counter = StatementCounter()
     with ExitStack() as stack:
+        if args.engine:
+            # The worker processes read their settings from the environment too.
+            stack.enter_context(_environment("PLANBOUND_POLICY_ENGINE", args.engine))
         home = stack.enter_context(tempfile.TemporaryDirectory())
         uri = stack.enter_context(bench_database(args.uri, args.admin_uri))
         console.log(f"database {redact(uri)}; opening stores and seeding the retail domain")
@@ -106,6 +129,7 @@ def main(argv: list[str] | None = None) -> Results:
         if enable_walinspect(pool) and args.uri is not None:
             stack.callback(drop_walinspect, pool)  # leave a given database as it was
         runner = Runner(stores)
+        results.engine = runner.services.settings.policy_engine
         work = Workloads(runner, build_raw_graph(stores), write_targets()[0])
         results.server = server_settings(pool)
         load_before = os.getloadavg()[0]

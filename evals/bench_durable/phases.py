@@ -75,6 +75,7 @@ class Results:
         server: The server settings that decide the cost of a commit.
         load: The machine's load average at the start and end.
         pool_max: The checkpointer pool's maximum size.
+        engine: The in-process policy engine the decisions were judged with.
     """
 
     latency: dict[str, list[dict[str, float]]] = field(default_factory=dict)
@@ -91,6 +92,7 @@ class Results:
     server: dict[str, str] = field(default_factory=dict)
     load: str = ""
     pool_max: int = 0
+    engine: str = ""
 
     def median(self, series: str, key: str = "ms") -> float:
         """The median of one figure of a latency series."""

@@ -56,7 +56,7 @@ STARTED = "threads the run started"
 SAVER = "checkpoint saver (PostgresSaver)"
 SERDE = "state (de)serialization (msgpack)"
 SQL = "psycopg"
-POLICY_ENGINE = "policy engine (regopy)"
+POLICY_ENGINE = "policy engine (regopy or regorus)"
 LANGGRAPH = "LangGraph loop, langchain-core, langsmith"
 PYDANTIC = "pydantic"
 LEDGER = "ledger"
@@ -74,6 +74,7 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
     ("langgraph/checkpoint/serde/", SERDE),
     ("psycopg", SQL),
     ("regopy/", POLICY_ENGINE),
+    ("regorus/", POLICY_ENGINE),
     ("langgraph/", LANGGRAPH),
     ("langchain_core/", LANGGRAPH),
     ("langsmith/", LANGGRAPH),
@@ -103,6 +104,9 @@ BLOCKING = (
     "<built-in method time.sleep>",
 )
 """Built-ins whose self time is time spent blocked, not computing."""
+
+REGORUS_METHODS = "of 'builtins.Engine' objects>"
+"""How cProfile names the methods of regorus's ``Engine`` (a compiled extension type)."""
 
 STATEMENT_FILE = "psycopg/cursor.py"
 STATEMENT_CALLS = ("execute", "executemany")
@@ -199,6 +203,8 @@ class Attribution:
     def owner(self, func: Func) -> str | None:
         """The component ``func`` belongs to; ``None`` for the stdlib and built-ins."""
         file = func[0]
+        if file == "~" and func[2].endswith(REGORUS_METHODS):
+            return POLICY_ENGINE  # regorus is a compiled extension: its methods are built-ins
         if file not in self._owners:
             path = os.path.abspath(file)
             stdlib = path.startswith(self._stdlib) and self._site not in path

@@ -126,7 +126,7 @@ def print_decisions(console: Console, results: Results) -> None:
         + ", ".join(
             f"{s} {percentile([x['ms'] for x in results.latency[s]], 0.95):.1f} ms" for s in LABELS
         )
-        + f"; load average {results.load}"
+        + f"; load average {results.load}; policy engine {results.engine}"
     )
 
 
@@ -404,6 +404,7 @@ def summary(results: Results) -> str:
         "raw_write_ms": f"{results.median('raw_write'):.1f}",
         "dps_processes": str(read_best.get("processes", "")),
         "tool_calls": str(TOOL_CALLS),
+        "engine": results.engine,
         "load": results.load.split(" ", 1)[0],
     }
     return "BENCH " + " ".join(f"{k}={v}" for k, v in fields.items())
