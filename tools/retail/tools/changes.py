@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.tools import tool
-
-from tools.catalog import ToolError
+from tools.catalog import ToolError, catalog_tool
 from tools.retail.tools import common as records
 from tools.retail.tools.common import CANCEL_REASONS, Db
 
 
-@tool(parse_docstring=True)
+@catalog_tool
 def cancel_pending_order(order_id: str, reason: str, db: Db) -> dict[str, Any]:
     """Cancel a pending order and refund every payment to its method.
 
@@ -51,7 +49,7 @@ def cancel_pending_order(order_id: str, reason: str, db: Db) -> dict[str, Any]:
     return order
 
 
-@tool(parse_docstring=True)
+@catalog_tool
 def modify_pending_order_address(
     order_id: str,
     address1: str,
@@ -82,7 +80,7 @@ def modify_pending_order_address(
     return order
 
 
-@tool(parse_docstring=True)
+@catalog_tool
 def modify_user_address(
     user_id: str,
     address1: str,
@@ -110,7 +108,7 @@ def modify_user_address(
     return user
 
 
-@tool(parse_docstring=True)
+@catalog_tool
 def modify_pending_order_payment(order_id: str, payment_method_id: str, db: Db) -> dict[str, Any]:
     """Pay a pending order with another of the owner's payment methods.
 
@@ -146,7 +144,7 @@ def modify_pending_order_payment(order_id: str, payment_method_id: str, db: Db) 
     return order
 
 
-@tool(parse_docstring=True)
+@catalog_tool
 def modify_pending_order_items(
     order_id: str,
     item_ids: list[str],
@@ -207,7 +205,7 @@ def modify_pending_order_items(
     return order
 
 
-@tool(parse_docstring=True)
+@catalog_tool
 def return_delivered_order_items(
     order_id: str, item_ids: list[str], payment_method_id: str, db: Db
 ) -> dict[str, Any]:
@@ -237,7 +235,7 @@ def return_delivered_order_items(
     return order
 
 
-@tool(parse_docstring=True)
+@catalog_tool
 def exchange_delivered_order_items(
     order_id: str,
     item_ids: list[str],

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from langchain_core.tools import tool
 from simpleeval import InvalidExpression, SimpleEval
 
-from tools.catalog import ToolError
+from tools.catalog import ToolError, catalog_tool
 from tools.retail.tools import common as records
 from tools.retail.tools.common import Db
 
 
-@tool(parse_docstring=True)
+@catalog_tool
 def find_user_id_by_email(email: str, db: Db) -> str:
     """Find a user id by email address (case-insensitive).
 
@@ -27,7 +26,7 @@ def find_user_id_by_email(email: str, db: Db) -> str:
     raise ToolError("User not found")
 
 
-@tool(parse_docstring=True)
+@catalog_tool
 def find_user_id_by_name_zip(first_name: str, last_name: str, zip: str, db: Db) -> str:
     """Find a user id by first name, last name (both case-insensitive) and zip code.
 
@@ -48,7 +47,7 @@ def find_user_id_by_name_zip(first_name: str, last_name: str, zip: str, db: Db) 
     raise ToolError("User not found")
 
 
-@tool(parse_docstring=True)
+@catalog_tool
 def get_user_details(user_id: str, db: Db) -> dict[str, Any]:
     """Get a user's profile, default address, payment methods and order ids.
 
@@ -58,7 +57,7 @@ def get_user_details(user_id: str, db: Db) -> dict[str, Any]:
     return records.user(db, user_id)
 
 
-@tool(parse_docstring=True)
+@catalog_tool
 def get_order_details(order_id: str, db: Db) -> dict[str, Any]:
     """Get an order's status, items, address, fulfillments and payment history.
 
@@ -68,7 +67,7 @@ def get_order_details(order_id: str, db: Db) -> dict[str, Any]:
     return records.order(db, order_id)
 
 
-@tool(parse_docstring=True)
+@catalog_tool
 def get_product_details(product_id: str, db: Db) -> dict[str, Any]:
     """Get a product and all its variants (item ids, options, availability, prices).
 
@@ -78,7 +77,7 @@ def get_product_details(product_id: str, db: Db) -> dict[str, Any]:
     return records.product(db, product_id)
 
 
-@tool(parse_docstring=True)
+@catalog_tool
 def get_item_details(item_id: str, db: Db) -> dict[str, Any]:
     """Get one item (a product variant): its options, availability and price.
 
@@ -91,7 +90,7 @@ def get_item_details(item_id: str, db: Db) -> dict[str, Any]:
     return variant
 
 
-@tool
+@catalog_tool
 def list_all_product_types(db: Db) -> str:
     """List the name and product id of every product type in the store."""
     names = {p["name"]: p["product_id"] for p in db.iter_products()}
@@ -103,7 +102,7 @@ _ARITHMETIC = set("0123456789+-*/(). ")
 _EVALUATOR = SimpleEval(functions={}, names={})
 
 
-@tool(parse_docstring=True)
+@catalog_tool
 def calculate(expression: str) -> str:
     """Evaluate an arithmetic expression of numbers, + - * / and parentheses.
 
@@ -121,7 +120,7 @@ def calculate(expression: str) -> str:
         raise ToolError(str(exc)) from None
 
 
-@tool(parse_docstring=True)
+@catalog_tool
 def transfer_to_human_agents(summary: str) -> str:
     """Hand the conversation to a human agent, with a summary of the user's issue.
 
