@@ -4,70 +4,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import json
-import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from langchain_core.callbacks import CallbackManagerForToolRun
-from langchain_core.runnables import RunnableConfig
-from langchain_core.tools import BaseTool, StructuredTool
-from pydantic import BaseModel, PrivateAttr
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel
 
+from tools.structured import CatalogTool, catalog_tool
 
-class CatalogTool(StructuredTool):
-    """A structured tool whose calls skip LangChain's per-call look at the function.
-
-    ``StructuredTool`` reads the function's type hints on every call, to find a
-    ``RunnableConfig`` or ``callbacks`` parameter to pass on; a catalog tool's function is
-    looked at once, when the tool is made. A function that takes either is called the
-    ``StructuredTool`` way. Input parsing, validation, callbacks and tracing are
-    LangChain's, unchanged. Make one with :func:`catalog_tool`.
-    """
-
-    _plain: bool = PrivateAttr(default=False)
-
-    def model_post_init(self, context: Any, /) -> None:
-        """Decide once whether the function is called with its arguments alone."""
-        super().model_post_init(context)
-        func = self.func
-        if func is None:
-            return
-        parameters = inspect.signature(func).parameters
-        try:
-            hints = typing.get_type_hints(func)
-        except (NameError, TypeError):  # hints that do not resolve: called as LangChain does
-            return
-        self._plain = "callbacks" not in parameters and not any(
-            hints.get(name) in _CONFIG_TYPES for name in parameters
-        )
-
-    def _run(
-        self,
-        *args: Any,
-        config: RunnableConfig,
-        run_manager: CallbackManagerForToolRun | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        if self._plain and self.func is not None:
-            return self.func(*args, **kwargs)
-        return super()._run(*args, config=config, run_manager=run_manager, **kwargs)
-
-
-_CONFIG_TYPES: tuple[Any, ...] = (RunnableConfig, RunnableConfig | None)
-
-
-def catalog_tool(func: Callable[..., Any]) -> CatalogTool:
-    """Make a :class:`CatalogTool` of ``func``, described by its Google-style docstring.
-
-    Equivalent to LangChain's ``@tool(parse_docstring=True)``.
-    """
-    made = CatalogTool.from_function(func, parse_docstring=True)
-    if not isinstance(made, CatalogTool):  # from_function builds its class: never reached
-        raise TypeError(f"{func.__name__}: not made a catalog tool")
-    return made
+__all__ = ["CatalogTool", "catalog_tool"]
 
 
 Risk = Literal["low", "medium", "high"]
