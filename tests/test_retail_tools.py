@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from checkpoints.db import Domain, SqliteDomain, migrate
+from checkpoints.factory import Stores
 from tools.catalog import ToolError
 from tools.domain import Change
 from tools.retail import (
@@ -167,6 +168,16 @@ def test_list_all_product_types_is_a_sorted_json_string(db: RetailDB, shipped: A
     expected = {p["name"]: p["product_id"] for p in shipped["products"].values()}
     assert out == json.dumps(expected, sort_keys=True)
     assert len(json.loads(out)) == 50
+
+
+def test_list_all_product_types_reads_the_same_on_both_databases(
+    stores: Stores, shipped: Any
+) -> None:
+    # The names are read out of the records by the database (json_extract, ->>).
+    with stores.lock:
+        out = call(RetailDB(stores.domain), T.list_all_product_types)
+    expected = {p["name"]: p["product_id"] for p in shipped["products"].values()}
+    assert out == json.dumps(expected, sort_keys=True)
 
 
 @pytest.mark.parametrize(

@@ -135,6 +135,19 @@ class RetailDB:
         """Yield products in the order of the source data."""
         return self._iter("products")
 
+    def product_names(self) -> list[tuple[str, str]]:
+        """``(name, product_id)`` of every product, in the order of the source data.
+
+        The database reads the two fields out of each record, so no record is decoded here.
+        """
+        postgres = self.conn.dialect == "postgres"
+        field = "(doc::json)->>'{0}'" if postgres else "json_extract(doc, '$.{0}')"
+        rows = self.conn.execute(
+            f"SELECT {field.format('name')}, {field.format('product_id')}"
+            " FROM retail_products ORDER BY seq"
+        ).fetchall()
+        return [(str(name), str(product_id)) for name, product_id in rows]
+
     def product_of(self, item_id: str) -> str | None:
         """Return the id of the product that has the variant ``item_id``, or ``None``."""
         row = self.conn.execute(

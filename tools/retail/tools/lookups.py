@@ -93,7 +93,7 @@ def get_item_details(item_id: str, db: Db) -> dict[str, Any]:
 @catalog_tool
 def list_all_product_types(db: Db) -> str:
     """List the name and product id of every product type in the store."""
-    names = {p["name"]: p["product_id"] for p in db.iter_products()}
+    names = dict(db.product_names())
     # τ² quirk: the result is a JSON string (sorted keys, default separators), not an object.
     return json.dumps(names, sort_keys=True)
 
