@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -236,8 +236,9 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
 
 # Migrations ---------------------------------------------------------------------------------
 
-Migration = tuple[int, str, str]
-"""``(version, name, ddl)``: statements separated by ``;``, ``{float}`` for the float type."""
+Migration = tuple[int, str, "str | Mapping[Dialect, str]"]
+"""``(version, name, ddl)``: statements separated by ``;``, ``{float}`` for the float type;
+or the statements of each dialect, by dialect."""
 
 CORE = "planbound"
 """The migrations component of planbound's own tables (a domain's is its name)."""
@@ -380,7 +381,8 @@ def migrate(
             for version, name, ddl in migrations:
                 if (component, version) in done:
                     continue
-                for statement in ddl.format(float=float_type).split(";"):
+                text = ddl if isinstance(ddl, str) else ddl[domain.dialect]
+                for statement in text.format(float=float_type).split(";"):
                     if statement.strip():
                         domain.execute(statement)
                 domain.execute(

@@ -131,7 +131,10 @@ def test_db_init_reports_the_applied_schema_versions(home: Path) -> None:
     }
     code, out, _ = text(home, "db", "init")
     versions = [version for version, _, _ in MIGRATIONS]
-    assert code == 0 and f"sqlite ready; schema versions planbound {versions}; retail [1]" in out
+    retail = [version for version, _, _ in RETAIL_MIGRATIONS]
+    assert (
+        code == 0 and f"sqlite ready; schema versions planbound {versions}; retail {retail}" in out
+    )
 
 
 def test_user_text_is_printed_literally_not_as_markup(home: Path, tmp_path: Path) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
+from conftest import PG_ADMIN
 
-from checkpoints.db import Domain, SqliteDomain, migrate
+from checkpoints.db import Domain, PostgresDomain, SqliteDomain, migrate
 from checkpoints.factory import Stores
 from tools.catalog import ToolError
 from tools.domain import Change
@@ -538,3 +541,52 @@ def test_catalog_lists_the_benchmarks_tools_with_specs() -> None:
         assert "db" not in catalog.args_schema(name).model_fields
     assert catalog.version == build_catalog().version
     assert len(catalog.version) == 16
+
+
+def test_the_lookup_columns_follow_every_write_and_a_database_that_had_none_gets_them(
+    stores: Stores,
+) -> None:
+    # The generated email and name columns are the records' own fields, after any write.
+    db = RetailDB(stores.domain)
+    with stores.lock, stores.domain.transaction(write=True):
+        user = db.get_user("fatima_anderson_2157")
+        assert user is not None
+        db.put("users", {**user, "email": "Fatima.New@Example.com"})
+    with stores.lock:
+        found = call(db, T.find_user_id_by_email, email="fatima.new@example.com")
+        assert found == "fatima_anderson_2157"
+        refused(db, T.find_user_id_by_email, "User not found", email=user["email"])
+        names = dict(db.product_names())
+    assert names["Skateboard"] == "1968349452" and len(names) == 50
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def unmigrated(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Domain]:
+    """A domain database with no tables at all (a new SQLite file, a new PostgreSQL database)."""
+    if request.param == "sqlite":
+        c: Domain = SqliteDomain(sqlite3.connect(tmp_path / "old.db", isolation_level=None))
+        yield c
+        c.close()
+        return
+    name = f"pb_retail_upgrade_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    c = PostgresDomain(PG_ADMIN.rsplit("/", 1)[0] + "/" + name)
+    yield c
+    c.close()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_retail_database_seeded_before_the_lookup_columns_gets_them_on_upgrade(
+    unmigrated: Domain, shipped: dict[str, Any]
+) -> None:
+    migrate(unmigrated, [("retail", MIGRATIONS[:1])])
+    with unmigrated.transaction(write=True):
+        seed_domain(unmigrated, shipped)
+    assert migrate(unmigrated, [("retail", MIGRATIONS)]) == [("retail", 2)]
+    db = RetailDB(unmigrated)
+    email = shipped["users"]["fatima_anderson_2157"]["email"]
+    assert call(db, T.find_user_id_by_email, email=email.upper()) == "fatima_anderson_2157"
+    assert dict(db.product_names()) == {p["name"]: k for k, p in shipped["products"].items()}
+    assert export(unmigrated) == shipped

@@ -36,10 +36,11 @@ class Connection(Protocol):
         ...
 
 
-Migration = tuple[int, str, str]
+Migration = tuple[int, str, "str | Mapping[Dialect, str]"]
 """One versioned schema change: ``(version, name, ddl)``. Versions count up within a
 component (a domain's name); ``ddl`` holds statements separated by ``;``, with ``{float}``
-standing for the dialect's float type."""
+standing for the dialect's float type, or maps each dialect to its own statements (where
+SQLite and PostgreSQL spell a change differently)."""
 
 
 @dataclass(frozen=True)

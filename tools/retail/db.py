@@ -64,6 +64,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             item_id TEXT PRIMARY KEY, product_id TEXT NOT NULL)
         """,
     ),
+    (
+        2,
+        "lookup columns: a user's email, a product's name",
+        {
+            # Generated from the record, so no write can leave them stale; a lookup by
+            # email, and the list of product names, read no record they do not need.
+            "sqlite": """
+            ALTER TABLE retail_users ADD COLUMN email TEXT
+                GENERATED ALWAYS AS (lower(json_extract(doc, '$.email'))) VIRTUAL;
+            CREATE INDEX IF NOT EXISTS retail_users_email ON retail_users (email);
+            ALTER TABLE retail_products ADD COLUMN name TEXT
+                GENERATED ALWAYS AS (json_extract(doc, '$.name')) VIRTUAL
+            """,
+            "postgres": """
+            ALTER TABLE retail_users ADD COLUMN IF NOT EXISTS email TEXT
+                GENERATED ALWAYS AS (lower((doc::json) ->> 'email')) STORED;
+            CREATE INDEX IF NOT EXISTS retail_users_email ON retail_users (email);
+            ALTER TABLE retail_products ADD COLUMN IF NOT EXISTS name TEXT
+                GENERATED ALWAYS AS ((doc::json) ->> 'name') STORED
+            """,
+        },
+    ),
 )
 """The retail domain's tables (component ``retail``)."""
 
@@ -138,15 +160,27 @@ class RetailDB:
     def product_names(self) -> list[tuple[str, str]]:
         """``(name, product_id)`` of every product, in the order of the source data.
 
-        The database reads the two fields out of each record, so no record is decoded here.
+        Read from the ``name`` column generated from each record: no record is decoded.
         """
-        postgres = self.conn.dialect == "postgres"
-        field = "(doc::json)->>'{0}'" if postgres else "json_extract(doc, '$.{0}')"
-        rows = self.conn.execute(
-            f"SELECT {field.format('name')}, {field.format('product_id')}"
-            " FROM retail_products ORDER BY seq"
-        ).fetchall()
+        rows = self.conn.execute("SELECT name, key FROM retail_products ORDER BY seq").fetchall()
         return [(str(name), str(product_id)) for name, product_id in rows]
+
+    def iter_users_with_email(self, email: str) -> Iterator[dict[str, Any]]:
+        """Yield the users whose email lower-cases to ``email``'s, in scan order.
+
+        The indexed ``email`` column is the record's email lower-cased by the database; a
+        candidate is not yet a match (callers compare the field themselves), and when no
+        user has that column value :meth:`iter_users_containing` is asked instead, so a
+        spelling the database's ``lower()`` folds differently is still found.
+        """
+        rows = self.conn.execute(
+            "SELECT doc FROM retail_users WHERE email = ? ORDER BY seq", (email.lower(),)
+        ).fetchall()
+        if not rows:
+            yield from self.iter_users_containing(email)
+            return
+        for (doc,) in rows:
+            yield json.loads(doc)
 
     def product_of(self, item_id: str) -> str | None:
         """Return the id of the product that has the variant ``item_id``, or ``None``."""

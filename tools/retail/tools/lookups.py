@@ -20,7 +20,7 @@ def find_user_id_by_email(email: str, db: Db) -> str:
         email: The user's email, e.g. 'something@example.com'.
     """
     wanted = email.lower()
-    for user in db.iter_users_containing(email):
+    for user in db.iter_users_with_email(email):
         if user["email"].lower() == wanted:
             return str(user["user_id"])
     raise ToolError("User not found")
