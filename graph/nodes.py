@@ -63,6 +63,22 @@ def _plan(state: State) -> Plan:
     return current
 
 
+_RUN_RESETS: dict[str, Any] = {
+    "request": None,
+    "explicit_plan": None,
+    "human_fallback": None,
+    "plan": None,
+    "feedback": Overwrite([]),
+    "verdict": None,
+    "decisions": Overwrite([]),
+    "approvals": [],
+    "results": Overwrite({}),
+    "compensation": Overwrite([]),
+    "error": None,
+}
+"""The per-run channels ``intake`` empties when a new run starts on a thread."""
+
+
 class Nodes:
     """The seven nodes over one :class:`~graph.services.Services`."""
 
@@ -83,13 +99,15 @@ class Nodes:
             else None
         )
         identity = identity_from_config(get_config())
+        # What an earlier run on the thread left is cleared; a channel that holds nothing
+        # (a new thread) is not written, so it costs no checkpoint write.
+        resets = {k: v for k, v in _RUN_RESETS.items() if state.get(k) not in (None, [], {})}
         return {
+            **resets,
             # This run's input moves to the run's own fields, so the next run on the thread
             # may send the other kind of input.
             "asked": state.get("request"),
             "asked_plan": state.get("explicit_plan"),
-            "request": None,
-            "explicit_plan": None,
             # Behind the server the requester is the authenticated user, whatever the input says.
             "actor": identity.id if identity is not None else state.get("actor") or "anonymous",
             "decision_id": uuid.uuid4().hex,
@@ -102,17 +120,8 @@ class Nodes:
             ),
             "route": route,
             "usage": Usage(),
-            "human_fallback": None,
-            "plan": None,
             "plan_attempts": 0,
-            "feedback": Overwrite([]),
-            "verdict": None,
-            "decisions": Overwrite([]),
-            "approvals": [],
-            "results": Overwrite({}),
-            "compensation": Overwrite([]),
             "status": "planning",
-            "error": None,
         }
 
     @events.recorded

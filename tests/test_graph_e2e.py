@@ -328,6 +328,9 @@ def test_a_thread_takes_a_request_after_an_explicit_plan_and_back(runner: Runner
     # Judged as the plan it is (no identity step before a lookup of a user's order).
     assert again["status"] == "refused" and again["plan"]["source"] == "explicit"
     assert "[identity.required]" in again["error"]
+    # Nothing of the earlier runs is left in this one: its results and verdict are its own.
+    assert again["results"] == [] and again["compensation"] == []
+    assert again["verdict"]["plan_id"] == again["plan"]["id"] != words["plan"]["id"]
 
 
 def test_a_respond_ends_the_run_with_its_message_and_runs_nothing(
