@@ -598,7 +598,8 @@ def test_a_crashed_run_says_how_to_continue_and_one_resume_wins(
     approve.wait()
 
     status = one_object(planbound(home, "status", PAUSED, "--json"))
-    assert status["status"] == "executing"
+    # The reads and the write run in one super-step: the last checkpoint is the approval's.
+    assert status["status"] == "approved"
     assert f"planbound resume {PAUSED}" in status["hint"] and "stopped mid-way" in status["hint"]
 
     slow_env = environment(home, PLANBOUND_PAUSE_AT="node:execute", PLANBOUND_PAUSE_S="5")
