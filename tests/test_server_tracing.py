@@ -122,7 +122,8 @@ def test_a_server_run_is_one_trace_per_run_with_the_decision_on_its_root(
         sorted(c["name"] for c in recorder.children(str(e["id"])) if c.get("run_type") == "tool")
         for e in executes
     ]
-    assert tools == [["find_user_id_by_email", "get_order_details"], ["cancel_pending_order"]]
+    # The reads and the write they lead to run in one execute step.
+    assert tools == [["cancel_pending_order", "find_user_id_by_email", "get_order_details"]]
 
     first, meta = metadata(start_root), metadata(resume_root)
     assert first["status"] == "awaiting_approval" and first["invocation"] == "planbound.start"
