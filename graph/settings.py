@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from checkpoints.factory import redact
 from graph.errors import ConfigError
 from graph.identity import clean_token
+from guards.policy.regorus import REGORUS_EXTRA
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 URIS = frozenset({"database_uri", "server_database_uri", "PLANBOUND_DATABASE_URI", "DATABASE_URI"})
@@ -323,8 +324,7 @@ class Settings(BaseSettings):
             )
         if importlib.util.find_spec("regorus") is None:
             raise ValueError(
-                "PLANBOUND_POLICY_ENGINE=regorus but regorus is not installed: "
-                "pip install 'planbound[regorus]'"
+                f"PLANBOUND_POLICY_ENGINE=regorus but regorus is not installed: {REGORUS_EXTRA}"
             )
         return self
 

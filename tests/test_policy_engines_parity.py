@@ -39,7 +39,7 @@ from guards.policy import (
     to_verdict,
 )
 from guards.policy.decision import parse_decision, rego_set
-from guards.policy.engines import RegorusModules
+from guards.policy.regorus import RegorusModules
 from guards.policy.testing import discover
 from tools.retail import DOMAIN, load_shipped
 

@@ -5,7 +5,8 @@ policy version, pinned by every run and recorded with every verdict. The verifie
 domain package's ``decision`` rule about a plan and its facts, and its ``approval_denied``
 rule whether a reviewer may approve a step. Evaluation fails closed.
 
-Modules: ``bundle`` (reading a folder), ``engines`` (regopy, regorus and OPA), ``decision`` (the
+Modules: ``bundle`` (reading a folder), ``engines`` (regopy and OPA), ``regorus`` (the
+opt-in engine), ``decision`` (the
 answer and its verdict), ``policy`` (input, decisions, settings, loading), ``testing``
 (the Rego unit-test runner).
 """
@@ -19,9 +20,9 @@ from guards.policy.engines import (
     EngineName,
     OpaEngine,
     RegoEngine,
-    RegorusEngine,
 )
 from guards.policy.policy import Policy, PolicyConfig, load_policy
+from guards.policy.regorus import RegorusEngine
 from guards.policy.testing import RegoTest, run_tests
 
 __all__ = [

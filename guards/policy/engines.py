@@ -14,16 +14,7 @@ regopy (rego-cpp) has quirks the code below works around:
   ``Output`` raises ``ValueError`` while decoding it.
 * an interpreter is not thread-safe: each thread gets its own, compiled once.
 
-regorus (Microsoft's Rust interpreter; opt-in, the ``regorus`` extra) has its own:
-
-* an ``Engine`` is bound to the thread that made it (a PyO3 ``unsendable`` class: another
-  thread that touches it panics), so each thread makes and loads its own; ``clone()`` does
-  not help, a clone belongs to the thread that cloned it.
-* its errors are ``RuntimeError`` whose text may end in a Rust stack backtrace (when
-  ``RUST_BACKTRACE`` is set); a panic is a ``PanicException``, which is not an ``Exception``.
-* ``eval_rule`` returns Rego sets as Python sets, which cannot hold objects (``TypeError``),
-  and an undefined rule as ``None``, like ``null``; ``eval_query_as_json`` encodes sets as
-  JSON arrays, as regopy does, and an undefined result as no result.
+regorus (opt-in) is in :mod:`guards.policy.regorus`.
 """
 
 from __future__ import annotations
@@ -47,9 +38,6 @@ ENTRYPOINTS = ("decision", "approval_denied")
 
 EngineName = Literal["regopy", "regorus"]
 """The in-process engines: regopy (rego-cpp, the default) or regorus (opt-in)."""
-
-REGORUS_EXTRA = "pip install 'planbound[regorus]'"
-"""How regorus is installed (a third-party build of upstream's Python bindings)."""
 
 _PACKAGE_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
@@ -266,7 +254,35 @@ class RegoModules:
         return True, output[0].expressions[0]
 
 
-class RegoEngine:
+class InProcessEngine:
+    """What the in-process engines share: the bundle, its package and the entry points."""
+
+    def __init__(self, bundle: PolicyBundle, package: str) -> None:
+        """Keep ``bundle`` and its checked ``package``.
+
+        Raises:
+            PolicyError: ``package`` is not a package name.
+        """
+        self.bundle = bundle
+        self._package = _checked_package(package)
+
+    @property
+    def package(self) -> str:
+        """The Rego package of the entry points."""
+        return self._package
+
+    def _entrypoint(self, rule: str) -> str:
+        """``data.<package>.<rule>`` for an entry point.
+
+        Raises:
+            PolicyError: ``rule`` is not one of :data:`ENTRYPOINTS`.
+        """
+        if rule not in ENTRYPOINTS:
+            raise PolicyError(f"{rule!r} is not a policy entry point ({', '.join(ENTRYPOINTS)})")
+        return f"data.{self._package}.{rule}"
+
+
+class RegoEngine(InProcessEngine):
     """In-process evaluation with regopy (rego-cpp); no server needed."""
 
     def __init__(
@@ -286,16 +302,10 @@ class RegoEngine:
         Raises:
             PolicyError: ``package`` is not a package name.
         """
-        self.bundle = bundle
-        self._package = _checked_package(package)
+        super().__init__(bundle, package)
         self._base = package.replace(".", "/")
         self.modules = RegoModules((*bundle.modules, *extra_modules))
         self._local = threading.local()
-
-    @property
-    def package(self) -> str:
-        """The Rego package of the entry points."""
-        return self._package
 
     def _compiled(self) -> Any:
         """The bundle compiled once for the entry points (per thread, like the interpreter)."""
@@ -307,153 +317,8 @@ class RegoEngine:
 
     def query(self, rule: str, document: Mapping[str, Any]) -> Any:
         """Evaluate ``data.<package>.<rule>`` in-process (compiled once per thread)."""
-        if rule not in ENTRYPOINTS:
-            raise PolicyError(f"{rule!r} is not a policy entry point ({', '.join(ENTRYPOINTS)})")
+        path = self._entrypoint(rule)
         defined, value = self.modules.evaluate(self._compiled(), f"{self._base}/{rule}", document)
-        if not defined:
-            raise PolicyError(f"data.{self._package}.{rule} is undefined for this input")
-        return value
-
-
-# In-process (regorus) -----------------------------------------------------------------------
-
-
-def _regorus_error(exc: BaseException) -> str:
-    """Shorten a regorus error to its message and place, without a Rust backtrace."""
-    text = str(exc).split("Stack backtrace:")[0].strip()
-    message = re.search(r"^error: (.+)$", text, re.MULTILINE)
-    where = re.search(r"-->\s*(\S+)", text)
-    if message:
-        place = f" in {where.group(1)}" if where else ""
-        return f"{message.group(1).strip()}{place}"
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return first or type(exc).__name__
-
-
-def _is_regorus_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` is regorus's own failure (an error, or a panic of the Rust code)."""
-    return isinstance(exc, RuntimeError | ValueError) or type(exc).__name__ == "PanicException"
-
-
-def regorus_module() -> Any:
-    """Return the ``regorus`` module.
-
-    Raises:
-        PolicyError: it is not installed (naming the extra that installs it).
-    """
-    try:
-        import regorus
-    except ImportError:
-        raise PolicyError(f"the regorus policy engine is not installed: {REGORUS_EXTRA}") from None
-    return regorus
-
-
-class RegorusModules:
-    """Rego modules loaded into per-thread regorus engines, parsed on first use."""
-
-    def __init__(self, modules: Iterable[tuple[str, str]]) -> None:
-        """Keep ``(file name, text)`` modules to load into each thread's engine.
-
-        Raises:
-            PolicyError: regorus is not installed.
-        """
-        self.modules = tuple(modules)
-        self._regorus = regorus_module()
-        self._local = threading.local()
-
-    def engine(self) -> Any:
-        """Return this thread's engine with every module added (an engine is thread-bound).
-
-        Raises:
-            PolicyError: a module does not compile.
-        """
-        engine = getattr(self._local, "engine", None)
-        if engine is None:
-            engine = self._regorus.Engine()
-            for name, text in self.modules:
-                try:
-                    engine.add_policy(name, text)
-                except BaseException as exc:
-                    if not _is_regorus_failure(exc):
-                        raise
-                    raise PolicyError(
-                        f"policy {name} does not compile: {_regorus_error(exc)}"
-                    ) from None
-            self._local.engine = engine
-        return engine
-
-    def evaluate(self, path: str, document: Mapping[str, Any]) -> tuple[bool, Any]:
-        """Evaluate ``path`` (``data.pkg.rule``) for ``document``; sets come back as lists.
-
-        Returns:
-            ``(True, value)``, or ``(False, None)`` when the rule is undefined.
-
-        Raises:
-            PolicyError: the engine failed, or answered in an unexpected shape.
-        """
-        engine = self.engine()
-        term = json.dumps(document)
-        try:
-            engine.set_input_json(term)
-            answer = json.loads(engine.eval_query_as_json(path))
-        except BaseException as exc:
-            if not _is_regorus_failure(exc):
-                raise
-            if type(exc).__name__ == "PanicException":
-                self._local.engine = None  # a panicked engine is not used again
-            raise PolicyError(
-                f"the regorus engine failed on {path}: {_regorus_error(exc)}"
-            ) from None
-        try:
-            results = answer.get("result", [])
-            if not results:
-                return False, None
-            return True, results[0]["expressions"][0]["value"]
-        except (AttributeError, LookupError, TypeError):
-            raise PolicyError(
-                f"the regorus engine answered {path} in an unexpected shape"
-            ) from None
-
-
-class RegorusEngine:
-    """In-process evaluation with regorus (Microsoft's Rust Rego interpreter); opt-in.
-
-    Each thread parses the modules into an engine of its own once and reuses it: a query
-    sets the input and evaluates the rule.
-    """
-
-    def __init__(
-        self,
-        bundle: PolicyBundle,
-        *,
-        package: str,
-        extra_modules: Iterable[tuple[str, str]] = (),
-    ) -> None:
-        """Prepare an engine for ``bundle``'s ``package``.
-
-        Args:
-            bundle: The policy modules.
-            package: The Rego package of the entry points, e.g. ``planbound.retail``.
-            extra_modules: More ``(file name, text)`` modules (unit tests, fixtures).
-
-        Raises:
-            PolicyError: ``package`` is not a package name, or regorus is not installed.
-        """
-        self.bundle = bundle
-        self._package = _checked_package(package)
-        self.modules = RegorusModules((*bundle.modules, *extra_modules))
-
-    @property
-    def package(self) -> str:
-        """The Rego package of the entry points."""
-        return self._package
-
-    def query(self, rule: str, document: Mapping[str, Any]) -> Any:
-        """Evaluate ``data.<package>.<rule>`` in-process (parsed once per thread)."""
-        if rule not in ENTRYPOINTS:
-            raise PolicyError(f"{rule!r} is not a policy entry point ({', '.join(ENTRYPOINTS)})")
-        path = f"data.{self._package}.{rule}"
-        defined, value = self.modules.evaluate(path, document)
         if not defined:
             raise PolicyError(f"{path} is undefined for this input")
         return value

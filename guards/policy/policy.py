@@ -20,7 +20,8 @@ from guards.judgement import StepReview
 from guards.plan import Plan
 from guards.policy.bundle import BundlePath, PolicyBundle
 from guards.policy.decision import PolicyDecision, Violation, parse_decision, rego_set
-from guards.policy.engines import Engine, EngineName, OpaEngine, RegoEngine, RegorusEngine
+from guards.policy.engines import Engine, EngineName, InProcessEngine, OpaEngine, RegoEngine
+from guards.policy.regorus import RegorusEngine
 from tools.catalog import Catalog
 
 
@@ -89,7 +90,7 @@ class Policy:
         Raises:
             PolicyError: the engine failed (nothing is memoised).
         """
-        if not isinstance(self.engine, RegoEngine | RegorusEngine):
+        if not isinstance(self.engine, InProcessEngine):
             return self.engine.query(rule, document)
         key = (rule, json.dumps(document, sort_keys=True, default=str))
         with self._memo_lock:
