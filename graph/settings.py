@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from checkpoints.factory import redact
 from graph.errors import ConfigError
 from graph.identity import clean_token
+from guards.policy.engines import EngineName
 from guards.policy.regorus import REGORUS_EXTRA
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -88,7 +89,7 @@ class Settings(BaseSettings):
     opa_url: str | None = Field(
         default=None, validation_alias="OPA_URL", description="Evaluate the policy on OPA."
     )
-    policy_engine: Literal["regopy", "regorus"] = Field(
+    policy_engine: EngineName = Field(
         default="regopy",
         validation_alias="PLANBOUND_POLICY_ENGINE",
         description="The in-process Rego engine: regopy, or regorus (opt-in, its own extra).",
